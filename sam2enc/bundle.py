@@ -1,0 +1,178 @@
+"""The bundle format, version 1 — the single specification. Every reader and writer imports this.
+
+A bundle is a directory (or two files served side by side) holding:
+
+``embedding.bin``
+    The three feature tensors, float16, little-endian, C order, concatenated without padding in the
+    order of ``TENSORS`` below: image_embed (1,256,64,64) at byte 0, high_res_feats_0 (1,32,256,256)
+    at 2,097,152, high_res_feats_1 (1,64,128,128) at 6,291,456; 8,388,608 bytes in all.
+
+``manifest.json``
+    ``format``          always "sam2enc-bundle"
+    ``version``         1; a reader refuses a version it does not know
+    ``tensors``         {name: {"offset": bytes, "shape": [..], "dtype": "float16"}}
+    ``byteLength``      size of embedding.bin (8,388,608)
+    ``sha256``          hex sha256 of embedding.bin
+    ``originalWidth``   width of the upright (EXIF-rotated) image in pixels
+    ``originalHeight``  height of the upright image in pixels
+    ``inputSize``       1024: clicks map to model space as x·1024/originalWidth, y·1024/originalHeight
+    ``model``           {"name": "sam2.1_hiera_tiny", "checkpointSha256": hex or null}
+    ``provider``        the ONNX Runtime execution provider that computed it
+
+The keys ``tensors``, ``originalWidth`` and ``originalHeight`` are what existing browser code reads;
+version 1 promises they keep their meaning. Additions that old readers can ignore keep version 1;
+anything else bumps the version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BundleError
+
+FORMAT = "sam2enc-bundle"
+VERSION = 1
+INPUT_SIZE = 1024
+EMBEDDING_FILE = "embedding.bin"
+MANIFEST_FILE = "manifest.json"
+DTYPE = np.dtype("<f2")
+
+TENSORS: dict[str, tuple[int, ...]] = {
+    "image_embed": (1, 256, 64, 64),
+    "high_res_feats_0": (1, 32, 256, 256),
+    "high_res_feats_1": (1, 64, 128, 128),
+}
+
+
+def _layout() -> dict[str, dict]:
+    layout, offset = {}, 0
+    for name, shape in TENSORS.items():
+        layout[name] = {"offset": offset, "shape": list(shape), "dtype": "float16"}
+        offset += int(np.prod(shape)) * DTYPE.itemsize
+    return layout
+
+
+LAYOUT = _layout()
+BYTE_LENGTH = sum(int(np.prod(s)) for s in TENSORS.values()) * DTYPE.itemsize  # 8,388,608
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """Features of one image plus what a decoder needs to map clicks onto them."""
+
+    features: dict[str, np.ndarray]  # float16 arrays with the shapes of TENSORS
+    original_width: int
+    original_height: int
+    model: dict
+    provider: str
+
+    def to_bytes(self) -> bytes:
+        parts = []
+        for name, shape in TENSORS.items():
+            array = self.features[name]
+            if array.shape != shape:
+                raise BundleError(f"{name} has shape {array.shape}, the format needs {shape}")
+            parts.append(np.ascontiguousarray(array, dtype=DTYPE).tobytes())
+        return b"".join(parts)
+
+    def manifest(self, payload: bytes) -> dict:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "tensors": LAYOUT,
+            "byteLength": len(payload),
+            "sha256": hashlib.sha256(payload).hexdigest(),
+            "originalWidth": self.original_width,
+            "originalHeight": self.original_height,
+            "inputSize": INPUT_SIZE,
+            "model": self.model,
+            "provider": self.provider,
+        }
+
+    def features_f32(self) -> dict[str, np.ndarray]:
+        return {name: array.astype(np.float32) for name, array in self.features.items()}
+
+
+def write_bundle(bundle: Bundle, out_dir: str | os.PathLike) -> Path:
+    """Write the two files into ``out_dir`` whole or not at all.
+
+    Both files go to a temporary sibling directory first, which is renamed into place once complete:
+    a reader never sees one file without the other or a short file. ``out_dir`` must not exist yet, or
+    be empty.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise BundleError(f"{out_dir} already exists and is not an empty directory")
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    payload = bundle.to_bytes()
+    manifest = json.dumps(bundle.manifest(payload), indent=2) + "\n"
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        (staging / EMBEDDING_FILE).write_bytes(payload)
+        (staging / MANIFEST_FILE).write_text(manifest)
+        if out_dir.exists():
+            out_dir.rmdir()
+        staging.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out_dir
+
+
+def read_bundle(path: str | os.PathLike) -> Bundle:
+    """Read and verify a bundle directory (or the path of either of its two files)."""
+    path = Path(path)
+    directory = path.parent if path.name in (EMBEDDING_FILE, MANIFEST_FILE) else path
+    try:
+        manifest_text = (directory / MANIFEST_FILE).read_text()
+        payload = (directory / EMBEDDING_FILE).read_bytes()
+    except FileNotFoundError as exc:
+        raise BundleError(f"{directory} is not a bundle: {Path(exc.filename).name} is missing") from None
+    try:
+        manifest = json.loads(manifest_text)
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{directory / MANIFEST_FILE} is not valid JSON ({exc.msg})") from None
+    return parse_bundle(manifest, payload, source=str(directory))
+
+
+def parse_bundle(manifest: dict, payload: bytes, source: str = "bundle") -> Bundle:
+    """Verify a manifest and its payload against the format and return the decoded bundle."""
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BundleError(f"{source}: manifest.json does not describe a {FORMAT}")
+    if manifest.get("version") != VERSION:
+        raise BundleError(
+            f"{source}: bundle version {manifest.get('version')!r} is not supported "
+            f"(this reader knows version {VERSION})"
+        )
+    if len(payload) != BYTE_LENGTH:
+        raise BundleError(
+            f"{source}: embedding.bin has {len(payload):,} bytes, expected {BYTE_LENGTH:,} "
+            "(truncated or not a bundle)"
+        )
+    if manifest.get("tensors") != LAYOUT:
+        raise BundleError(f"{source}: manifest tensors do not match the version {VERSION} layout")
+    digest = hashlib.sha256(payload).hexdigest()
+    if manifest.get("sha256") != digest:
+        raise BundleError(f"{source}: embedding.bin does not match the manifest's sha256 (corrupted)")
+    width, height = manifest.get("originalWidth"), manifest.get("originalHeight")
+    if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
+        raise BundleError(f"{source}: originalWidth/originalHeight must be positive integers")
+    features = {
+        name: np.frombuffer(payload, DTYPE, int(np.prod(shape)), spec["offset"]).reshape(shape)
+        for (name, shape), spec in zip(TENSORS.items(), LAYOUT.values())
+    }
+    return Bundle(
+        features=features,
+        original_width=width,
+        original_height=height,
+        model=manifest.get("model") or {},
+        provider=manifest.get("provider", "unknown"),
+    )

@@ -1,0 +1,32 @@
+"""The few errors a user of sam2enc can meet.
+
+Each carries a message written for the person who sent the input: what was wrong and, where there is
+one, the limit it crossed. They subclass ValueError so that Cog reports them as a failed prediction
+with that message, and the CLI prints them without a traceback.
+"""
+
+from __future__ import annotations
+
+
+class Sam2EncError(ValueError):
+    """Base class: a problem with the input or the installation, explained in one sentence."""
+
+
+class ImageError(Sam2EncError):
+    """The upload is not an image we can encode (empty, truncated, not an image, too large...)."""
+
+
+class BundleError(Sam2EncError):
+    """A bundle on disk is incomplete, corrupted or of a version this reader does not know."""
+
+
+class ModelError(Sam2EncError):
+    """The exported ONNX files are missing or do not match what sam2enc expects."""
+
+
+class ProviderError(Sam2EncError):
+    """The requested ONNX Runtime execution provider could not be loaded."""
+
+
+class PromptError(Sam2EncError):
+    """A click or box prompt is malformed or outside the image."""
