@@ -50,10 +50,14 @@ class LoadedImage:
         return int(self.rgb.shape[0])
 
 
-def load_image(source: str | os.PathLike | bytes) -> LoadedImage:
-    """Decode an upload (a path or its bytes) into an upright RGB array, or raise ImageError."""
+def load_image(source: str | os.PathLike | bytes, name: str | None = None) -> LoadedImage:
+    """Decode an upload (a path or its bytes) into an upright RGB array, or raise ImageError.
+
+    ``name`` is how error messages refer to the input (default: the file name).
+    """
     data = _read_bytes(source)
-    name = Path(source).name if not isinstance(source, bytes) else "upload"
+    if name is None:
+        name = "the upload" if isinstance(source, bytes) else Path(source).name
     if not data:
         raise ImageError(f"{name} is empty (0 bytes)")
     try:
@@ -148,6 +152,9 @@ def _describe(data: bytes) -> str:
         return "it is an HTML page, not an image (did a link return a web page?)"
     if data[4:12] in (b"ftypheic", b"ftypheix", b"ftyphevc"):
         return "HEIC is not supported; convert it to JPEG or PNG"
+    for magic, kind in ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG", "PNG"), (b"GIF8", "GIF")):
+        if data.startswith(magic):
+            return f"it starts like a {kind} but its header is corrupted or truncated"
     if data.startswith(b"%PDF"):
         return "it is a PDF document"
     try:

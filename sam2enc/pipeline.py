@@ -28,11 +28,16 @@ class Timings:
         return ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in self.steps.items())
 
 
-def encode(source: str | os.PathLike | bytes, encoder: Encoder, timings: Timings | None = None) -> Bundle:
+def encode(
+    source: str | os.PathLike | bytes,
+    encoder: Encoder,
+    timings: Timings | None = None,
+    name: str | None = None,
+) -> Bundle:
     """Decode, preprocess and encode one image; raises ImageError for anything that is not one."""
     timings = timings if timings is not None else Timings()
     start = time.perf_counter()
-    image = load_image(source)
+    image = load_image(source, name)
     start = timings.add("decode", start)
     pixels = preprocess(image.rgb)
     start = timings.add("preprocess", start)
@@ -52,10 +57,11 @@ def encode_to_dir(
     encoder: Encoder,
     out_dir: str | os.PathLike,
     timings: Timings | None = None,
+    name: str | None = None,
 ) -> Path:
     """Encode one image and write its bundle into ``out_dir`` (created whole, or not at all)."""
     timings = timings if timings is not None else Timings()
-    bundle = encode(source, encoder, timings)
+    bundle = encode(source, encoder, timings, name)
     start = time.perf_counter()
     path = write_bundle(bundle, out_dir)
     timings.add("write", start)

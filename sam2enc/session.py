@@ -46,6 +46,7 @@ def read_model_info(models_dir: str | os.PathLike) -> dict:
 def session_options(threads: int | None = None) -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only: the traced Hiera graph triggers a harmless shape notice
     if threads:
         options.intra_op_num_threads = threads
     return options

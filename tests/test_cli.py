@@ -16,7 +16,11 @@ ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "sam2enc", *map(str, args)], capture_output=True, text=True, cwd=ROOT, timeout=300
+        [sys.executable, "-m", "sam2enc", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
     )
 
 
@@ -38,7 +42,18 @@ def test_encode_then_decode_a_click(photos, models_dir, decoder, tmp_path):
     assert (bundle.original_width, bundle.original_height) == (640, 427)
 
     mask_png = tmp_path / "mask.png"
-    result = cli("decode", out, "--models", models_dir, "--point", "300,200,1", "--point", "40,400,0", "--out", mask_png)
+    result = cli(
+        "decode",
+        out,
+        "--models",
+        models_dir,
+        "--point",
+        "300,200,1",
+        "--point",
+        "40,400,0",
+        "--out",
+        mask_png,
+    )
     assert result.returncode == 0, result.stderr
     assert "IoU predictions" in result.stdout
     mask = np.asarray(Image.open(mask_png))
@@ -51,13 +66,17 @@ def test_encode_then_decode_a_click(photos, models_dir, decoder, tmp_path):
 def test_decode_a_box(photos, models_dir, tmp_path):
     out = tmp_path / "bundle"
     assert cli("encode", photos["coffee"], "--models", models_dir, "--out", out).returncode == 0
-    result = cli("decode", out, "--models", models_dir, "--box", "100,50,500,350", "--out", tmp_path / "m.png")
+    result = cli(
+        "decode", out, "--models", models_dir, "--box", "100,50,500,350", "--out", tmp_path / "m.png"
+    )
     assert result.returncode == 0, result.stderr
     assert Image.open(tmp_path / "m.png").size == (600, 400)
 
 
 def test_encode_several_images_into_subdirectories(photos, models_dir, tmp_path):
-    result = cli("encode", photos["rocket"], photos["coffee"], "--models", models_dir, "--out", tmp_path / "many")
+    result = cli(
+        "encode", photos["rocket"], photos["coffee"], "--models", models_dir, "--out", tmp_path / "many"
+    )
     assert result.returncode == 0, result.stderr
     assert read_bundle(tmp_path / "many" / "rocket").original_width == 640
     assert read_bundle(tmp_path / "many" / "coffee").original_width == 600

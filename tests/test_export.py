@@ -64,7 +64,9 @@ def test_hires_decoder_is_the_upsampled_low_res_one(models_dir):
     high = ort.InferenceSession(str(models_dir / "decoder_hires.onnx"), providers=["CPUExecutionProvider"])
     low_masks, low_iou = low.run(None, feeds)
     high_masks, high_iou = high.run(None, feeds)
-    expected = F.interpolate(torch.from_numpy(low_masks), size=(512, 512), mode="bilinear", align_corners=False)
+    expected = F.interpolate(
+        torch.from_numpy(low_masks), size=(512, 512), mode="bilinear", align_corners=False
+    )
     assert np.allclose(high_masks, expected.numpy(), atol=1e-4)
     assert np.allclose(high_iou, low_iou)
 
@@ -83,7 +85,9 @@ def test_upsampling_matches_torch_bilinear():
 
     logits = np.random.default_rng(0).standard_normal((3, 256, 256)).astype(np.float32)
     for size in [(427, 640), (3024, 4032), (100, 37)]:
-        expected = F.interpolate(torch.from_numpy(logits)[None], size=size, mode="bilinear", align_corners=False)
+        expected = F.interpolate(
+            torch.from_numpy(logits)[None], size=size, mode="bilinear", align_corners=False
+        )
         ours, theirs = upsample_logits(logits, *size), expected[0].numpy()
         assert np.abs(ours - theirs).max() < 1e-4  # float32 summation order only
         assert np.array_equal(ours > 0, theirs > 0)

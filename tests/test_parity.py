@@ -25,10 +25,17 @@ def prompts(width: int, height: int) -> dict[str, dict]:
     return {
         "click": {"points": [(0.45 * width, 0.4 * height, 1)]},
         "two clicks and a negative": {
-            "points": [(0.45 * width, 0.4 * height, 1), (0.6 * width, 0.55 * height, 1), (0.1 * width, 0.9 * height, 0)]
+            "points": [
+                (0.45 * width, 0.4 * height, 1),
+                (0.6 * width, 0.55 * height, 1),
+                (0.1 * width, 0.9 * height, 0),
+            ]
         },
         "box": {"box": (0.2 * width, 0.15 * height, 0.8 * width, 0.9 * height)},
-        "box and click": {"box": (0.2 * width, 0.15 * height, 0.8 * width, 0.9 * height), "points": [(0.5 * width, 0.5 * height, 1)]},
+        "box and click": {
+            "box": (0.2 * width, 0.15 * height, 0.8 * width, 0.9 * height),
+            "points": [(0.5 * width, 0.5 * height, 1)],
+        },
     }
 
 

@@ -1,0 +1,94 @@
+"""The serving side of the package: what predict.py wires to Cog, kept out of predict.py.
+
+One ``EncoderService`` per process: it loads the encoder once (CUDA when it loads), warms it up, and
+turns each upload into a bundle in a directory of its own. Output directories of earlier predictions
+are pruned so that a long-running server's disk use stays bounded (``KEEP_PREDICTIONS`` × 8 MiB).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import shutil
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from .bundle import EMBEDDING_FILE, MANIFEST_FILE
+from .pipeline import Timings, encode_to_dir
+from .session import Encoder
+
+log = logging.getLogger("sam2enc")
+
+MODELS_ENV = "SAM2ENC_MODELS"
+DEFAULT_MODELS = "weights"
+# Newest prediction directories kept on disk; older ones are deleted. Must exceed the number of
+# predictions whose files can still be uploading at once (Cog runs one at a time here).
+KEEP_PREDICTIONS = 16
+UPLOAD_NAME = "the uploaded image"  # Cog hands us a temporary file name that means nothing to users
+
+
+@dataclass(frozen=True)
+class EncodedFiles:
+    embedding: Path
+    manifest: Path
+    timings: Timings
+
+
+class EncoderService:
+    """Load once, encode many; safe to call from several threads at once."""
+
+    def __init__(self, models_dir: str | os.PathLike | None = None, device: str = "auto") -> None:
+        start = time.perf_counter()
+        _log_to_stderr()
+        models_dir = Path(models_dir or os.environ.get(MODELS_ENV, DEFAULT_MODELS))
+        self.encoder = Encoder(models_dir, device=device)
+        warm = self.encoder.warm_up()
+        self.root = Path(tempfile.mkdtemp(prefix="sam2enc-predictions-"))
+        atexit.register(shutil.rmtree, self.root, ignore_errors=True)
+        self._lock = threading.Lock()
+        self.setup_seconds = time.perf_counter() - start
+        info = self.encoder.info
+        if info.get("randomWeights"):
+            log.warning("%s carries RANDOM weights: its bundles are meaningless", models_dir)
+        log.info(
+            "sam2enc ready: %s on %s (session %.2f s, warm-up %.2f s, setup %.2f s)",
+            info["model"],
+            self.encoder.provider,
+            self.encoder.setup_seconds,
+            warm,
+            self.setup_seconds,
+        )
+
+    def encode(self, image: str | os.PathLike) -> EncodedFiles:
+        """Encode one upload into a fresh directory; on any error nothing is left behind."""
+        directory = Path(tempfile.mkdtemp(prefix=f"{time.time_ns()}-", dir=self.root))
+        timings = Timings()
+        try:
+            bundle_dir = encode_to_dir(image, self.encoder, directory / "bundle", timings, UPLOAD_NAME)
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        self._prune(keep=directory)
+        log.info("encoded on %s: %s", self.encoder.provider, timings)
+        return EncodedFiles(bundle_dir / EMBEDDING_FILE, bundle_dir / MANIFEST_FILE, timings)
+
+    def _prune(self, keep: Path) -> None:
+        with self._lock:
+            directories = sorted(self.root.iterdir(), key=lambda p: p.name, reverse=True)
+            for old in directories[KEEP_PREDICTIONS:]:
+                if old != keep:
+                    shutil.rmtree(old, ignore_errors=True)
+
+
+def _log_to_stderr() -> None:
+    """Cog shows what the worker prints; make sure our INFO lines (model, provider, timings) get there."""
+    if not log.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s sam2enc: %(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False

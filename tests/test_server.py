@@ -1,0 +1,198 @@
+"""Through Cog's own HTTP server (coglet) on 127.0.0.1, as `cog predict` and Replicate drive it.
+
+Two servers: one with --upload-url pointed at a local upload endpoint (how Replicate runs models:
+output files are PUT there and the prediction returns their URLs), one without (outputs come back
+inline as data: URIs, as with a local `cog predict`).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from sam2enc.bundle import EMBEDDING_FILE, MANIFEST_FILE, parse_bundle
+from sam2enc.cog_schema import SCHEMA_PATH, build_schema, render
+from sam2enc.pipeline import encode
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class FileHost:
+    """A loopback HTTP host: serves photos by GET and stores what the model server PUTs."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {}
+        self.uploads: dict[str, bytes] = {}
+        host = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = host.files.get(self.path)
+                self.send_response(200 if body is not None else 404)
+                self.send_header("Content-Length", str(len(body or b"")))
+                self.end_headers()
+                self.wfile.write(body or b"")
+
+            def do_PUT(self):
+                host.uploads[self.path] = self.rfile.read(int(self.headers["Content-Length"]))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def host():
+    h = FileHost()
+    yield h
+    h.server.shutdown()
+
+
+def start_server(models_dir: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # the worker's python
+        "COG_PREDICT_TYPE_STUB": "predict.py:Predictor",
+        "PORT": str(port),
+        "SAM2ENC_MODELS": str(models_dir),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cog.server.http", "--host", "127.0.0.1", *extra],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/health-check", timeout=2) as response:
+                health = json.load(response)
+            if health["status"] == "READY":
+                return proc, url
+            assert health["status"] != "SETUP_FAILED", health
+        except OSError:
+            pass
+        time.sleep(0.3)
+    proc.kill()
+    raise RuntimeError("cog server did not become ready")
+
+
+@pytest.fixture(scope="module")
+def upload_server(models_dir, host):
+    proc, url = start_server(models_dir, "--upload-url", f"{host.url}/uploads/")
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+@pytest.fixture(scope="module")
+def inline_server(models_dir):
+    proc, url = start_server(models_dir)
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+def post(url: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        f"{url}/predictions", json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.load(exc)
+
+
+def data_uri(path: Path, mime: str = "image/jpeg") -> str:
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
+
+
+def by_name(urls: list[str], fetch) -> dict[str, bytes]:
+    """Outputs are identified by file name: coglet lists uploads in the order they finish."""
+    return {url.rsplit("/", 1)[-1]: fetch(url) for url in urls}
+
+
+def test_committed_schema_matches_the_predictor():
+    assert SCHEMA_PATH.read_text() == render(build_schema()), "run `make schema` and commit the result"
+
+
+def test_server_publishes_the_schema(upload_server):
+    with urllib.request.urlopen(f"{upload_server}/openapi.json") as response:
+        served = json.load(response)
+    assert served["components"]["schemas"]["Input"]["required"] == ["image"]
+    assert served["components"]["schemas"]["Output"]["items"] == {"type": "string", "format": "uri"}
+
+
+def test_data_uri_in_uploaded_files_out(upload_server, host, photos, encoder):
+    status, body = post(upload_server, {"input": {"image": data_uri(photos["rocket"])}})
+    assert status == 200 and body["status"] == "succeeded", body
+    assert sorted(u.rsplit("/", 1)[-1] for u in body["output"]) == [EMBEDDING_FILE, MANIFEST_FILE]
+    files = by_name(body["output"], lambda u: host.uploads[u.removeprefix(host.url)])
+    bundle = parse_bundle(json.loads(files[MANIFEST_FILE]), files[EMBEDDING_FILE])
+    assert files[EMBEDDING_FILE] == encode(photos["rocket"], encoder).to_bytes()
+    assert (bundle.original_width, bundle.original_height) == (640, 427)
+    assert "encoded on CPUExecutionProvider" in body["logs"]
+
+
+def test_url_in(upload_server, host, photos, encoder):
+    host.files["/photos/chelsea.jpg"] = photos["chelsea_exif6"].read_bytes()
+    status, body = post(upload_server, {"input": {"image": f"{host.url}/photos/chelsea.jpg"}})
+    assert status == 200 and body["status"] == "succeeded", body
+    files = by_name(body["output"], lambda u: host.uploads[u.removeprefix(host.url)])
+    assert files[EMBEDDING_FILE] == encode(photos["chelsea_exif6"], encoder).to_bytes()
+    assert json.loads(files[MANIFEST_FILE])["originalWidth"] == 451
+
+
+def test_without_upload_url_files_come_back_inline(inline_server, photos):
+    status, body = post(inline_server, {"input": {"image": data_uri(photos["coffee"], "image/png")}})
+    assert status == 200 and body["status"] == "succeeded", body
+
+    def decode(uri: str) -> bytes:
+        return base64.b64decode(uri.split(",", 1)[1])
+
+    files = {}
+    for uri in body["output"]:
+        payload = decode(uri)
+        files[MANIFEST_FILE if payload.startswith(b"{") else EMBEDDING_FILE] = payload
+    bundle = parse_bundle(json.loads(files[MANIFEST_FILE]), files[EMBEDDING_FILE])
+    assert bundle.original_width == 600
+
+
+def test_bad_upload_fails_with_a_readable_error(upload_server):
+    text = "data:text/plain;base64," + base64.b64encode(b"not a photo").decode()
+    status, body = post(upload_server, {"input": {"image": text}})
+    assert status == 200 and body["status"] == "failed"
+    assert "the uploaded image is not a supported image: it is a text file" in body["error"]
+    assert "Traceback" not in body["error"]
+
+
+def test_missing_input_is_rejected_by_the_schema(upload_server):
+    status, body = post(upload_server, {"input": {}})
+    assert status == 422
+    assert body["detail"][0]["loc"][-1] == "image"
