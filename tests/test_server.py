@@ -196,3 +196,32 @@ def test_missing_input_is_rejected_by_the_schema(upload_server):
     status, body = post(upload_server, {"input": {}})
     assert status == 422
     assert body["detail"][0]["loc"][-1] == "image"
+
+
+SERVER_CASES = [
+    "png rgba over white",
+    "exif orientation 6",
+    "jpeg cmyk",
+    "truncated png",
+    "svg",
+    "decompression bomb",
+]
+
+
+@pytest.mark.parametrize("name", SERVER_CASES)
+def test_bad_and_unusual_uploads_through_the_server(name, upload_server, host, encoder):
+    from tests.test_image_inputs import ACCEPTED, REJECTED
+
+    case = next(c for c in ACCEPTED + REJECTED if c.name == name)
+    payload = case.make()
+    uri = "data:application/octet-stream;base64," + base64.b64encode(payload).decode()
+    status, body = post(upload_server, {"input": {"image": uri}})
+    assert status == 200
+    if isinstance(case.expect, str):
+        assert body["status"] == "failed"
+        assert f"the uploaded image {case.expect}" in body["error"] or case.expect in body["error"]
+        assert "Traceback" not in body["error"]
+    else:
+        assert body["status"] == "succeeded", body
+        files = by_name(body["output"], lambda u: host.uploads[u.removeprefix(host.url)])
+        assert files[EMBEDDING_FILE] == encode(payload, encoder).to_bytes()
