@@ -7,7 +7,7 @@ MODEL ?= tiny
 WEIGHTS ?= weights
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: install demo test lint format schema export weights serve push clean
+.PHONY: install demo test lint format schema export weights serve bench push clean
 
 install: $(VENV)/.installed  ## create .venv with every pinned dependency (CPU here)
 
@@ -44,6 +44,9 @@ weights: install  ## download Meta's SAM2.1 checkpoint (sha256-checked) and expo
 serve: install  ## Cog's own HTTP server on 127.0.0.1:5000 over weights/ (PORT=... to change)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM2ENC_MODELS=$(WEIGHTS) COG_PREDICT_TYPE_STUB=predict.py:Predictor \
 		PORT=$${PORT:-5000} $(PY) -m cog.server.http --host 127.0.0.1
+
+bench: install  ## time every step side by side (random tiny always, weights/ when present) -> build/bench.json
+	$(PY) -m sam2enc.bench
 
 push:  ## build and push to Replicate with the cog CLI (needs Docker): make push MODEL_REF=r8.im/you/sam2enc
 	@test -f $(WEIGHTS)/model.json || { echo "run 'make weights MODEL=large' first"; exit 1; }

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, UnidentifiedImageError
 
 from .errors import ImageError
 
@@ -35,23 +35,54 @@ Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 
 
+# EXIF orientation → the transpose that shows the stored pixels upright (as ImageOps.exif_transpose).
+ORIENTATIONS = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_SWAPS_AXES = {
+    Image.Transpose.TRANSPOSE,
+    Image.Transpose.TRANSVERSE,
+    Image.Transpose.ROTATE_90,
+    Image.Transpose.ROTATE_270,
+}
+
+
 @dataclass(frozen=True)
 class LoadedImage:
-    rgb: np.ndarray  # (H, W, 3) uint8, upright
+    """A decoded upload: RGB pixels as stored, plus the transpose that makes them upright.
+
+    The orientation is applied after resizing (see preprocess.py): a transpose commutes with the
+    square resize, and turning 1024×1024 floats costs a fraction of turning a 12 MP photo.
+    """
+
+    pixels: Image.Image  # mode RGB, in the file's stored orientation
+    orientation: Image.Transpose | None
     format: str  # the container Pillow recognised, e.g. "JPEG"
     source_mode: str  # Pillow mode before conversion, e.g. "CMYK"
 
     @property
     def width(self) -> int:
-        return int(self.rgb.shape[1])
+        return self.pixels.height if self.orientation in _SWAPS_AXES else self.pixels.width
 
     @property
     def height(self) -> int:
-        return int(self.rgb.shape[0])
+        return self.pixels.width if self.orientation in _SWAPS_AXES else self.pixels.height
+
+    @property
+    def rgb(self) -> np.ndarray:
+        """The upright image as an (H, W, 3) uint8 array (a copy: for tests, previews, the demo)."""
+        upright = self.pixels.transpose(self.orientation) if self.orientation is not None else self.pixels
+        return np.asarray(upright, dtype=np.uint8)
 
 
 def load_image(source: str | os.PathLike | bytes, name: str | None = None) -> LoadedImage:
-    """Decode an upload (a path or its bytes) into an upright RGB array, or raise ImageError.
+    """Decode an upload (a path or its bytes) into RGB pixels and their orientation, or raise ImageError.
 
     ``name`` is how error messages refer to the input (default: the file name).
     """
@@ -66,8 +97,8 @@ def load_image(source: str | os.PathLike | bytes, name: str | None = None) -> Lo
             img.seek(0)
             img.load()
             source_mode, fmt = img.mode, img.format or "unknown"
-            ImageOps.exif_transpose(img, in_place=True)
-            rgb = _to_rgb(img)
+            orientation = ORIENTATIONS.get(img.getexif().get(0x0112))
+            pixels = _to_rgb(img)
     except UnidentifiedImageError:
         raise ImageError(f"{name} is not a supported image: {_describe(data)}") from None
     except Image.DecompressionBombError:
@@ -76,7 +107,7 @@ def load_image(source: str | os.PathLike | bytes, name: str | None = None) -> Lo
         raise
     except (OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:
         raise ImageError(f"{name} could not be decoded: truncated or corrupted ({exc})") from None
-    return LoadedImage(rgb=rgb, format=fmt, source_mode=source_mode)
+    return LoadedImage(pixels=pixels, orientation=orientation, format=fmt, source_mode=source_mode)
 
 
 def _read_bytes(source: str | os.PathLike | bytes) -> bytes:
@@ -118,25 +149,23 @@ def _check_size(img: Image.Image, name: str) -> None:
         )
 
 
-def _to_rgb(img: Image.Image) -> np.ndarray:
+def _to_rgb(img: Image.Image) -> Image.Image:
     mode = img.mode
     if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I"):
-        gray = np.asarray(img).astype(np.float64)
-        return np.repeat(_sixteen_to_eight(gray)[..., None], 3, axis=2)
+        gray = _sixteen_to_eight(np.asarray(img).astype(np.float64))
+        return Image.fromarray(gray).convert("RGB")
     if mode == "F":
         gray = np.asarray(img, dtype=np.float64)
         scale = 255.0 if np.nanmax(gray, initial=0.0) <= 1.0 else 1.0
         gray = np.clip(np.nan_to_num(gray) * scale, 0, 255).round().astype(np.uint8)
-        return np.repeat(gray[..., None], 3, axis=2)
+        return Image.fromarray(gray).convert("RGB")
     if (mode == "P" and "transparency" in img.info) or mode == "PA":
         img = img.convert("RGBA")
     if img.mode in ("RGBA", "LA", "RGBa", "La"):
         rgba = img.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(background, rgba)
-    if img.mode != "RGB":
-        img = img.convert("RGB")
-    return np.asarray(img, dtype=np.uint8)
+    return img if img.mode == "RGB" else img.convert("RGB")
 
 
 def _sixteen_to_eight(values: np.ndarray) -> np.ndarray:

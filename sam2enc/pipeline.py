@@ -39,7 +39,7 @@ def encode(
     start = time.perf_counter()
     image = load_image(source, name)
     start = timings.add("decode", start)
-    pixels = preprocess(image.rgb)
+    pixels = preprocess(image)
     start = timings.add("preprocess", start)
     features = encoder.run(pixels)
     timings.add("encoder", start)

@@ -1,12 +1,16 @@
-"""RGB array → the encoder's input: SAM2Transforms arithmetic without torch or torchvision.
+"""Decoded upload → the encoder's input: SAM2Transforms arithmetic without torch or torchvision.
 
 SAM2ImagePredictor runs ``ToTensor`` (uint8 → float in [0, 1]), ``Resize((1024, 1024))`` — which on a
 float tensor is ``interpolate(mode="bilinear", antialias=True, align_corners=False)``, aspect ratio not
-kept — then ``Normalize`` with ImageNet statistics. torch's antialiased bilinear kernel is a port of
-Pillow's resampling, so Pillow's BILINEAR resize of a 32-bit float ("F") image computes the same
-weights. The values must be resized as floats: resizing the uint8 pixels (Pillow's 8-bit path rounds
-after each pass) moves the features by ~7e-3 relative L2. Resizing is linear, so the division by 255
-can follow it; the result differs from ToTensor's order by float rounding only (~1e-7).
+kept — then ``Normalize`` with ImageNet statistics, on the upright image.
+
+- torch's antialiased bilinear kernel is a port of Pillow's resampling, so Pillow's BILINEAR resize of
+  a 32-bit float ("F") image computes the same weights. The values must be resized as floats: resizing
+  the uint8 pixels (Pillow's 8-bit path rounds after each pass) moves the features by ~7e-3 relative L2.
+- Resizing is linear, so dividing by 255 after it differs from ToTensor's order by float rounding only.
+- The EXIF orientation is applied to the 1024×1024 result: flips and quarter turns commute with a
+  resize to a square (the filter is symmetric and per-axis), and turning the small result is far
+  cheaper than turning a 12 MP photo first.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import numpy as np
 from PIL import Image
 
 from .bundle import INPUT_SIZE
+from .image import LoadedImage
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
@@ -28,25 +33,34 @@ PARALLEL_MAX_PIXELS = 16_000_000
 _POOL = ThreadPoolExecutor(max_workers=3, thread_name_prefix="sam2enc-resize")
 
 
-def preprocess(rgb: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 → (1, 3, 1024, 1024) float32, normalised, C-contiguous."""
-    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) uint8 array, got {rgb.dtype} {rgb.shape}")
-    out = np.empty((1, 3, INPUT_SIZE, INPUT_SIZE), dtype=np.float32)
-    if rgb.shape[0] * rgb.shape[1] <= PARALLEL_MAX_PIXELS:
-        list(_POOL.map(lambda c: _resize_channel(rgb, c, out), range(3)))
+def preprocess(image: LoadedImage | np.ndarray) -> np.ndarray:
+    """A loaded image, or an upright (H, W, 3) uint8 array → (1, 3, 1024, 1024) float32, normalised."""
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            raise ValueError(f"expected an (H, W, 3) uint8 array, got {image.dtype} {image.shape}")
+        pixels, orientation = Image.fromarray(image), None
     else:
-        for channel in range(3):
-            _resize_channel(rgb, channel, out)
+        pixels, orientation = image.pixels, image.orientation
+    out = np.empty((1, 3, INPUT_SIZE, INPUT_SIZE), dtype=np.float32)
+
+    def channel(c: int) -> None:
+        _resize_channel(pixels, c, orientation, out[0, c], MEAN[c], STD[c])
+
+    if pixels.width * pixels.height <= PARALLEL_MAX_PIXELS:
+        list(_POOL.map(channel, range(3)))
+    else:
+        for c in range(3):
+            channel(c)
     return out
 
 
-def _resize_channel(rgb: np.ndarray, channel: int, out: np.ndarray) -> None:
-    plane = Image.fromarray(np.ascontiguousarray(rgb[:, :, channel])).convert("F")
-    resized = np.asarray(plane.resize((INPUT_SIZE, INPUT_SIZE), Image.BILINEAR), dtype=np.float32)
+def _resize_channel(pixels, c: int, orientation, target: np.ndarray, mean, std) -> None:
+    plane = pixels.getchannel(c).convert("F")
+    resized = plane.resize((INPUT_SIZE, INPUT_SIZE), Image.BILINEAR)
     del plane
+    if orientation is not None:
+        resized = resized.transpose(orientation)
     # ((x / 255) - mean) / std, in float32 as torchvision does it
-    target = out[0, channel]
-    np.divide(resized, np.float32(255.0), out=target)
-    np.subtract(target, MEAN[channel], out=target)
-    np.divide(target, STD[channel], out=target)
+    np.divide(np.asarray(resized, dtype=np.float32), np.float32(255.0), out=target)
+    np.subtract(target, mean, out=target)
+    np.divide(target, std, out=target)
