@@ -43,6 +43,30 @@ def read_model_info(models_dir: str | os.PathLike) -> dict:
         ) from None
 
 
+# What onnxruntime-gpu 1.2x/1.3x (CUDA 12, cuDNN 9) loads when the CUDA provider starts.
+CUDA_LIBRARIES = (
+    "libcudart.so.12",
+    "libcublas.so.12",
+    "libcublasLt.so.12",
+    "libcufft.so.11",
+    "libcurand.so.10",
+    "libcudnn.so.9",
+)
+
+
+def missing_cuda_libraries() -> list[str]:
+    """The CUDA/cuDNN libraries the dynamic loader cannot find, so an error can name them."""
+    import ctypes
+
+    missing = []
+    for name in CUDA_LIBRARIES:
+        try:
+            ctypes.CDLL(name)
+        except OSError:
+            missing.append(name)
+    return missing
+
+
 def session_options(threads: int | None = None, spinning: bool = True) -> ort.SessionOptions:
     """Measured on the tiny encoder (2 cores): no memory-pattern planning saves 540 MB of peak RSS
     (1461 → 920 MB) at the same speed; spinning threads gain nothing on a 1.6 s graph and would take
@@ -77,12 +101,11 @@ def create_session(
     session = ort.InferenceSession(str(path), session_options(threads, spinning), providers=providers)
     got = session.get_providers()[0]
     if want_cuda and got != CUDA:
-        reason = (
-            "this onnxruntime build has no CUDA provider (install onnxruntime-gpu)"
-            if CUDA not in available
-            else "the CUDA provider failed to load; a CUDA 12 or cuDNN 9 library "
-            "(libcudnn.so.9, libcublas.so.12) is missing from the library path"
-        )
+        if CUDA not in available:
+            reason = "this onnxruntime build has no CUDA provider (install onnxruntime-gpu)"
+        else:
+            missing = missing_cuda_libraries() or ["none of the usual ones; see ONNX Runtime's log"]
+            reason = f"the CUDA provider failed to load; missing: {', '.join(missing)}"
         if device == "cuda":
             raise ProviderError(f"device='cuda' was requested but {reason}")
         log.warning("Running on CPU: %s", reason)

@@ -70,18 +70,20 @@ def host():
     h.server.shutdown()
 
 
-def start_server(models_dir: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+def start_server(
+    models_dir: Path, *extra: str, stub: str = "predict.py:Predictor", cwd: Path = ROOT
+) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # the worker's python
-        "COG_PREDICT_TYPE_STUB": "predict.py:Predictor",
+        "COG_PREDICT_TYPE_STUB": stub,
         "PORT": str(port),
         "SAM2ENC_MODELS": str(models_dir),
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "cog.server.http", "--host", "127.0.0.1", *extra],
-        cwd=ROOT,
+        cwd=cwd,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -225,3 +227,29 @@ def test_bad_and_unusual_uploads_through_the_server(name, upload_server, host, e
         assert body["status"] == "succeeded", body
         files = by_name(body["output"], lambda u: host.uploads[u.removeprefix(host.url)])
         assert files[EMBEDDING_FILE] == encode(payload, encoder).to_bytes()
+
+
+@pytest.mark.parametrize(
+    "runner, uploaded",
+    [("AsList", True), ("AsModel", False)],
+    ids=["list[Path] is uploaded", "BaseModel of Paths stays inline"],
+)
+def test_which_output_type_cog_uploads(runner, uploaded, models_dir, host):
+    """Why predict.py returns list[Path]: with --upload-url only a list's files are PUT to the uploader."""
+    before = len(host.uploads)
+    candidates = ROOT / "tests" / "cog_output_types"
+    proc, url = start_server(
+        models_dir, "--upload-url", f"{host.url}/candidates/", stub=f"candidates.py:{runner}", cwd=candidates
+    )
+    try:
+        status, body = post(url, {"input": {"text": "x"}})
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert status == 200 and body["status"] == "succeeded", body
+    outputs = body["output"] if isinstance(body["output"], list) else list(body["output"].values())
+    assert len(outputs) == 2
+    if uploaded:
+        assert all(o.startswith(host.url) for o in outputs) and len(host.uploads) == before + 2
+    else:
+        assert all(o.startswith("data:") for o in outputs) and len(host.uploads) == before
