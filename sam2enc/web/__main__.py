@@ -1,0 +1,35 @@
+"""python -m sam2enc.web serve [--host 127.0.0.1] [--port 8000] [--upstream URL] [--models DIR]"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import sys
+from pathlib import Path
+
+from .proxy import DEFAULT_UPSTREAM, serve
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sam2enc.web", description="Serve the browser app.")
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    p = sub.add_parser("serve", help="serve the app and forward prediction calls with the caller's token")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--upstream", default=DEFAULT_UPSTREAM, help="Replicate-compatible API base URL")
+    p.add_argument("--models", type=Path, default=Path("weights"), help="directory with decoder.onnx")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    server = serve(args.host, args.port, args.upstream, args.models)
+    print(
+        f"sam2enc web app on http://{args.host}:{server.server_address[1]}/ (upstream {args.upstream})",
+        flush=True,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
