@@ -7,9 +7,9 @@ MODEL ?= tiny
 WEIGHTS ?= weights
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: install demo test lint format schema export weights serve bench push clean
+.PHONY: install install-web web demo test lint format schema export weights serve bench push clean
 
-install: $(VENV)/.installed  ## create .venv with every pinned dependency (CPU here)
+install: $(VENV)/.installed install-web  ## .venv with every pinned dependency (CPU here), npm packages, chromium
 
 $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,15 @@ $(VENV)/.installed: requirements-dev.txt
 	# sam2 is an sdist that would build a CUDA extension and pull its own torch: neither is needed.
 	SAM2_BUILD_CUDA=0 $(PY) -m pip install -q --no-deps --no-build-isolation sam2==1.1.0
 	touch $@
+
+install-web: node_modules/.package-lock.json  ## onnxruntime-web + playwright-core (npm, pinned) and Debian's chromium
+	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+
+web: install install-web  ## the browser app + token proxy on 127.0.0.1:8000 (decoder from weights/)
+	$(PY) -m sam2enc.web serve --models $(WEIGHTS)
 
 demo: install  ## offline end to end: photo -> predictor -> bundle -> one click -> out/demo/mask.png
 	$(PY) -m sam2enc.demo --weights $(WEIGHTS)

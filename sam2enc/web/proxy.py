@@ -142,6 +142,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Cache-Control", "no-store")
+        # Cross-origin isolation lets onnxruntime-web use WASM threads (SharedArrayBuffer).
+        self.send_header("Cross-Origin-Opener-Policy", "same-origin")
+        self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
