@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
+import subprocess
+import sys
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -19,10 +23,12 @@ TOKEN = "r8_secret_token_do_not_leak_42"
 
 
 class Upstream:
-    """A fake Replicate API that records what reaches it; /slow/ paths never answer in time."""
+    """A fake Replicate API that records what reaches it; /slow/ paths never answer in time, and
+    /redirect paths send the caller to ``redirect_to``."""
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, str, dict]] = []
+        self.redirect_to = ""
         upstream = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -35,6 +41,12 @@ class Upstream:
                 upstream.requests.append((self.command, self.path, dict(self.headers)))
                 if "slow" in self.path:
                     time.sleep(1.5)
+                if "redirect" in self.path:
+                    self.send_response(302)
+                    self.send_header("Location", upstream.redirect_to)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 body = json.dumps({"id": "abc", "status": "starting", "path": self.path}).encode()
                 self.send_response(201 if self.command == "POST" else 200)
                 self.send_header("Content-Length", str(len(body)))
@@ -126,3 +138,89 @@ def test_serves_the_app_the_decoder_and_onnxruntime_web(proxy):
     assert status == 200 and len(payload) > 1_000_000
     status, headers, _ = call(f"{proxy}/vendor/ort/ort.all.min.mjs", token=None)
     assert status == 200 and headers["Content-Type"] == "text/javascript"
+
+
+@pytest.mark.parametrize(
+    "header, status",
+    [("Content-Length: -1", 400), ("Content-Length: 1e3", 400), ("Transfer-Encoding: chunked", 411)],
+)
+def test_malformed_bodies_are_refused_and_the_connection_closed(proxy, upstream, header, status):
+    before = len(upstream.requests)
+    response = raw_post(proxy, header)
+    assert (response.status, response.getheader("Connection")) == (status, "close")
+    assert TOKEN.encode() not in response.read()
+    assert len(upstream.requests) == before
+
+
+def raw_post(url: str, header: str) -> http.client.HTTPResponse:
+    """POST /api/predictions with the token, a body header of our choosing and a short chunked body."""
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=5)
+    connection.putrequest("POST", "/api/predictions", skip_accept_encoding=True)
+    connection.putheader(*header.split(": "))
+    connection.putheader("Authorization", f"Bearer {TOKEN}")
+    connection.endheaders(b"2\r\n{}\r\n0\r\n\r\n")
+    return connection.getresponse()
+
+
+def test_redirects_lead_nowhere_else(proxy, upstream):
+    """An output-file host must not become a way to reach other hosts, nor the API a way to move the
+    token: downloads follow redirects only to hosts they may fetch directly, API calls follow none."""
+    other = Upstream()  # same address, another port: another origin, which the proxy must not reach
+    try:
+        assert call(f"{proxy}/api/files?url={urllib.parse.quote(other.url + '/x')}", token=None)[0] == 403
+        upstream.redirect_to = f"{other.url}/internal"
+        hop = urllib.parse.quote(f"{upstream.url}/delivery/redirect/embedding.bin")
+        status, _, body = call(f"{proxy}/api/files?url={hop}", token=None)
+        assert status == 502 and b"redirected" in body
+        upstream.redirect_to = f"{upstream.url}/v1/predictions/abc"  # an allowed host, yet not with a token
+        status, _, body = call(f"{proxy}/api/predictions/redirect")
+        assert status == 502 and TOKEN.encode() not in body
+        assert other.requests == []
+        assert [r[1] for r in upstream.requests[-2:]] == [
+            "/delivery/redirect/embedding.bin",
+            "/v1/predictions/redirect",
+        ]
+    finally:
+        other.server.shutdown()
+
+
+def test_the_server_process_never_prints_the_token(upstream, models_dir):
+    """What `python -m sam2enc.web serve` writes to its terminal, error paths included."""
+    command = [sys.executable, "-m", "sam2enc.web", "serve", "--port", "0"]
+    command += ["--upstream", f"{upstream.url}/v1", "--models", str(models_dir)]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = process.stdout.readline().split()[4].rstrip("/")
+        assert call(f"{url}/api/predictions", "POST", b'{"version": "v", "input": {}}')[0] == 201
+        assert call(f"{url}/api/predictions/abc?token={TOKEN}")[0] == 200
+        assert call(f"{url}/api/predictions/slow/../x")[0] == 404
+        assert call(f"{url}/api/files?url=https://example.com/{TOKEN}")[0] == 403
+        assert raw_post(url, f"Content-Length: {proxy_module.MAX_BODY + 1}").status == 413
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=10)
+    assert "POST /api/predictions 201" in stderr and "GET /api/files 403" in stderr, stderr
+    assert TOKEN not in stderr
+
+
+def test_the_photo_upload_is_forwarded_as_multipart_with_the_token(proxy, upstream):
+    kind = "multipart/form-data; boundary=xyz"
+    part = b'Content-Disposition: form-data; name="content"; filename="a.jpg"\r\n\r\nJPEG'
+    body = b"--xyz\r\n" + part + b"\r\n--xyz--\r\n"
+    request = urllib.request.Request(
+        f"{proxy}/api/files", body, {"Authorization": f"Bearer {TOKEN}", "Content-Type": kind}
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 201 and TOKEN.encode() not in response.read()
+    method, path, headers = upstream.requests[-1]
+    assert (method, path, headers["Content-Type"]) == ("POST", "/v1/files", kind)
+    assert headers["Authorization"] == f"Bearer {TOKEN}"
+    before = len(upstream.requests)
+    assert call(f"{proxy}/api/files", "POST", b'{"a": 1}')[0] == 415
+    assert len(upstream.requests) == before

@@ -1,12 +1,13 @@
 """A small proxy so a page can call Replicate with the user's own token.
 
 Replicate's API sends no CORS headers, so the page talks to this server instead, on the same origin
-as the app. It forwards exactly two API calls — ``POST /api/predictions`` and
-``GET /api/predictions/<id>`` — with the caller's ``Authorization`` header passed through unchanged,
-and fetches output files from the upstream's own host or Replicate's delivery hosts only. It stores
-nothing, never logs a header or a query string, caps request bodies and upstream time, and answers
-404/405 to everything else. It also serves the app, onnxruntime-web from node_modules, and the
-decoder graphs from the models directory.
+as the app. It forwards exactly three API calls — ``POST /api/files`` (the photo, multipart, as
+Replicate's clients upload it: data: URIs are meant for files under 1 MB), ``POST /api/predictions``
+and ``GET /api/predictions/<id>`` — with the caller's ``Authorization`` header passed through
+unchanged, and fetches output files from the upstream's own origin or Replicate's delivery hosts only,
+following no redirect elsewhere. It stores nothing, never logs a header or a query string, caps
+request bodies, answers and upstream time, and answers 404/405 to everything else. It also serves
+the app, onnxruntime-web from node_modules, and the decoder graphs from the models directory.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 ORT_DIST = ROOT / "node_modules" / "onnxruntime-web" / "dist"
 DEFAULT_UPSTREAM = "https://api.replicate.com/v1"
 MAX_BODY = 30 * 1024 * 1024  # a 20 MB photo as a base64 data URI, plus JSON
+MAX_ANSWER = 64 * 1024 * 1024  # an upstream answer or output file: the embedding is 8 MiB
 UPSTREAM_TIMEOUT = 60.0
 MODEL_FILES = ("decoder.onnx", "decoder_hires.onnx", "model.json")
 DELIVERY_HOSTS = ("replicate.delivery",)
@@ -42,9 +44,29 @@ class Proxy(ThreadingHTTPServer):
         super().__init__(address, Handler)
 
     def file_host_allowed(self, url: str) -> bool:
-        host = urllib.parse.urlsplit(url).hostname or ""
-        upstream_host = urllib.parse.urlsplit(self.upstream).hostname
-        return host == upstream_host or any(host == h or host.endswith("." + h) for h in DELIVERY_HOSTS)
+        """The upstream's own origin (scheme, host and port), or Replicate's delivery hosts over https."""
+        parts, upstream = urllib.parse.urlsplit(url), urllib.parse.urlsplit(self.upstream)
+        if (parts.scheme, parts.netloc) == (upstream.scheme, upstream.netloc):
+            return True
+        host = parts.hostname or ""
+        return parts.scheme == "https" and any(host == h or host.endswith("." + h) for h in DELIVERY_HOSTS)
+
+
+class RedirectRefused(urllib.error.URLError):
+    pass
+
+
+class _Redirects(urllib.request.HTTPRedirectHandler):
+    """API calls never follow a redirect (it would carry the token along); file downloads follow one
+    only to a host they could have fetched directly, so an allowed host cannot open the way to others."""
+
+    def __init__(self, allowed) -> None:
+        self.allowed = allowed
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if req.has_header("Authorization") or not self.allowed(newurl):
+            raise RedirectRefused("redirect refused")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -76,6 +98,10 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         if self.path == "/api/predictions":
             return self._forward("POST", f"{self.server.upstream}/predictions")
+        if self.path == "/api/files":  # the photo, uploaded as Replicate's clients do it
+            if not self.headers.get("Content-Type", "").startswith("multipart/form-data;"):
+                return self._refuse(415, "upload the photo as multipart/form-data")
+            return self._forward("POST", f"{self.server.upstream}/files", self.headers["Content-Type"])
         return self._error(
             405 if self._known() else 404, "method not allowed" if self._known() else "not found"
         )
@@ -90,14 +116,13 @@ class Handler(BaseHTTPRequestHandler):
         return path in ("/", "/api/predictions", "/api/files") or bool(PREDICTION_ID.fullmatch(path))
 
     # --- handlers ----------------------------------------------------------------------------------
-    def _forward(self, method: str, url: str) -> None:
+    def _forward(self, method: str, url: str, kind: str = "application/json") -> None:
         body = None
         if method == "POST":
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_BODY:
-                return self._error(413, f"request body over {MAX_BODY // (1024 * 1024)} MB")
-            body = self.rfile.read(length)
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+            body = self._body()
+            if body is None:
+                return None
+        headers = {"Content-Type": kind, "Accept": "application/json"}
         if auth := self.headers.get("Authorization"):
             headers["Authorization"] = auth
         self._relay(urllib.request.Request(url, body, headers, method=method))
@@ -109,18 +134,39 @@ class Handler(BaseHTTPRequestHandler):
             return self._error(403, "only the upstream's output files can be fetched")
         self._relay(urllib.request.Request(url))  # pre-signed: no token goes to file hosts
 
+    def _body(self) -> bytes | None:
+        """The request body, or None once an error has been sent (and the connection marked to close)."""
+        raw = self.headers.get("Content-Length")
+        if "Transfer-Encoding" in self.headers or raw is None:
+            return self._refuse(411, "send the body with a Content-Length")
+        if not raw.isdigit():
+            return self._refuse(400, "Content-Length is not a number of bytes")
+        if int(raw) > MAX_BODY:
+            return self._refuse(413, f"request body over {MAX_BODY // (1024 * 1024)} MB")
+        return self.rfile.read(int(raw))
+
+    def _refuse(self, status: int, message: str) -> None:
+        self.close_connection = True  # the unread body must not be parsed as the next request
+        self._error(status, message)
+
     def _relay(self, request: urllib.request.Request) -> None:
+        opener = urllib.request.build_opener(_Redirects(self.server.file_host_allowed))
         try:
-            with urllib.request.urlopen(request, timeout=UPSTREAM_TIMEOUT) as response:
-                status, payload, kind = response.status, response.read(), response.headers.get("Content-Type")
+            with opener.open(request, timeout=UPSTREAM_TIMEOUT) as response:
+                status, kind = response.status, response.headers.get("Content-Type")
+                payload = response.read(MAX_ANSWER + 1)
+        except RedirectRefused:
+            return self._error(502, "the upstream redirected to a host this proxy does not fetch from")
         except urllib.error.HTTPError as exc:
-            status, payload, kind = exc.code, exc.read(), exc.headers.get("Content-Type")
+            status, payload, kind = exc.code, exc.read(MAX_ANSWER + 1), exc.headers.get("Content-Type")
         except TimeoutError:
             return self._error(504, "the upstream did not answer in time")
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, TimeoutError):
                 return self._error(504, "the upstream did not answer in time")
             return self._error(502, "the upstream could not be reached")
+        if len(payload) > MAX_ANSWER:
+            return self._error(502, "the upstream's answer is too large")
         self._send(status, payload, kind or "application/octet-stream")
 
     def _static(self, path: Path, root: Path | None = None) -> None:
@@ -142,6 +188,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Cache-Control", "no-store")
+        if self.close_connection:
+            self.send_header("Connection", "close")
         # Cross-origin isolation lets onnxruntime-web use WASM threads (SharedArrayBuffer).
         self.send_header("Cross-Origin-Opener-Policy", "same-origin")
         self.send_header("Cross-Origin-Embedder-Policy", "require-corp")

@@ -30,6 +30,7 @@ $("photo").addEventListener("change", async () => {
     await showPhoto(file);
     setStatus("Encoding on Replicate…", "encoding");
     const { manifest, payload } = await encodeRemote(file);
+    await verifyBundle(manifest, payload);
     loadBundle(manifest, payload);
   } catch (err) {
     setStatus(String(err.message || err), "error");
@@ -50,7 +51,8 @@ async function showPhoto(file) {
 }
 
 async function api(path, init = {}) {
-  const headers = { Authorization: `Bearer ${$("token").value.trim()}`, "Content-Type": "application/json" };
+  const headers = { Authorization: `Bearer ${$("token").value.trim()}` };
+  if (typeof init.body === "string") headers["Content-Type"] = "application/json";
   const response = await fetch(path, { ...init, headers });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) throw new Error(`Replicate answered ${response.status}: ${body.detail || body.title || ""}`);
@@ -58,13 +60,17 @@ async function api(path, init = {}) {
 }
 
 async function encodeRemote(file) {
-  const image = await new Promise((resolve, reject) => {
-    const reader = new FileReader();
-    reader.onload = () => resolve(reader.result);
-    reader.onerror = () => reject(new Error("could not read the photo"));
-    reader.readAsDataURL(file);
-  });
-  const version = $("version").value.trim().split(":").pop();
+  const model = $("version").value.trim();
+  if (!model || (model.includes("/") && !model.includes(":"))) {
+    throw new Error("Give the model version: owner/name:<version id>, or the version id alone.");
+  }
+  const version = model.split(":").pop();
+  // Uploaded first, as Replicate's own clients do: data: URIs are meant for files under 1 MB, and a
+  // prediction echoes its input back on every poll.
+  const form = new FormData();
+  form.append("content", file, file.name || "photo");
+  const upload = await api("/api/files", { method: "POST", body: form });
+  const image = upload.urls.get;
   let prediction = await api("/api/predictions", { method: "POST", body: JSON.stringify({ version, input: { image } }) });
   while (!["succeeded", "failed", "canceled"].includes(prediction.status)) {
     await new Promise((r) => setTimeout(r, POLL_MS));
@@ -84,25 +90,44 @@ async function encodeRemote(file) {
 // --- or a bundle from disk ---------------------------------------------------------------------------
 $("bundle").addEventListener("change", async () => {
   const byName = Object.fromEntries([...$("bundle").files].map((f) => [f.name, f]));
-  if (!byName["manifest.json"] || !byName["embedding.bin"]) {
-    setStatus("Choose both embedding.bin and manifest.json.", "error");
-    return;
+  try {
+    if (!byName["manifest.json"] || !byName["embedding.bin"]) throw new Error("Choose both embedding.bin and manifest.json.");
+    const manifest = JSON.parse(await byName["manifest.json"].text());
+    const payload = await byName["embedding.bin"].arrayBuffer();
+    await verifyBundle(manifest, payload);
+    for (const canvas of [$("photo-canvas"), $("mask-canvas")]) {
+      canvas.width = manifest.originalWidth;
+      canvas.height = manifest.originalHeight;
+    }
+    const ctx = $("photo-canvas").getContext("2d");
+    ctx.fillStyle = "#ddd"; // no photo in a bundle: clicks land on a grey stand-in of its size
+    ctx.fillRect(0, 0, manifest.originalWidth, manifest.originalHeight);
+    clearPrompts();
+    loadBundle(manifest, payload);
+  } catch (err) {
+    setStatus(String(err.message || err), "error");
   }
-  const manifest = JSON.parse(await byName["manifest.json"].text());
-  for (const canvas of [$("photo-canvas"), $("mask-canvas")]) {
-    canvas.width = manifest.originalWidth;
-    canvas.height = manifest.originalHeight;
-  }
-  const ctx = $("photo-canvas").getContext("2d");
-  ctx.fillStyle = "#ddd";
-  ctx.fillRect(0, 0, manifest.originalWidth, manifest.originalHeight);
-  clearPrompts();
-  loadBundle(manifest, await byName["embedding.bin"].arrayBuffer());
 });
 
+// The checks sam2enc/bundle.py makes: format, version, layout, size and sha256.
+const LAYOUT = { image_embed: [0, [1, 256, 64, 64]], high_res_feats_0: [2097152, [1, 32, 256, 256]], high_res_feats_1: [6291456, [1, 64, 128, 128]] };
+async function verifyBundle(manifest, payload) {
+  if (manifest.format !== "sam2enc-bundle" || manifest.version !== 1) throw new Error("manifest.json is not a version 1 sam2enc bundle");
+  for (const [name, [offset, shape]] of Object.entries(LAYOUT)) {
+    const spec = manifest.tensors?.[name];
+    if (!spec || spec.offset !== offset || spec.dtype !== "float16" || String(spec.shape) !== String(shape)) {
+      throw new Error(`the bundle's ${name} does not have the version 1 layout`);
+    }
+  }
+  if (payload.byteLength !== 8388608 || payload.byteLength !== manifest.byteLength) throw new Error("embedding.bin has the wrong size");
+  if (crypto.subtle) { // only in a secure context (localhost counts); elsewhere the size check must do
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", payload));
+    const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");
+    if (hex !== manifest.sha256) throw new Error("embedding.bin does not match the manifest's sha256 (corrupted)");
+  }
+}
+
 function loadBundle(manifest, payload) {
-  if (manifest.format !== "sam2enc-bundle" || manifest.version !== 1) throw new Error("not a version 1 bundle");
-  if (payload.byteLength !== manifest.byteLength) throw new Error("embedding.bin has the wrong size");
   state.width = manifest.originalWidth;
   state.height = manifest.originalHeight;
   setStatus("Loading the decoder…", "encoding");
@@ -115,17 +140,23 @@ function imagePoint(event) {
   const canvas = $("mask-canvas");
   return [(event.offsetX * state.width) / canvas.clientWidth, (event.offsetY * state.height) / canvas.clientHeight];
 }
+function dragBox(event) {
+  const [x, y] = imagePoint(event);
+  const [x0, y0] = dragStart;
+  return Math.hypot(x - x0, y - y0) > 5 ? [Math.min(x0, x), Math.min(y0, y), Math.max(x0, x), Math.max(y0, y)] : null;
+}
 $("mask-canvas").addEventListener("mousedown", (e) => { dragStart = imagePoint(e); });
+$("mask-canvas").addEventListener("mousemove", (e) => {
+  if (!dragStart || !state.width || !dragBox(e)) return;
+  state.box = dragBox(e); // the mask follows the box while it is drawn, one decode per frame at most
+  request();
+});
 $("mask-canvas").addEventListener("mouseup", (e) => {
   if (!dragStart || !state.width) return;
-  const [x, y] = imagePoint(e);
-  const [x0, y0] = dragStart;
+  const box = dragBox(e);
+  if (box) state.box = box;
+  else state.points.push([...imagePoint(e), e.shiftKey ? 0 : 1]);
   dragStart = null;
-  if (Math.hypot(x - x0, y - y0) > 5) {
-    state.box = [Math.min(x0, x), Math.min(y0, y), Math.max(x0, x), Math.max(y0, y)];
-  } else {
-    state.points.push([x, y, e.shiftKey ? 0 : 1]);
-  }
   request();
 });
 $("reset").addEventListener("click", () => { clearPrompts(); });
@@ -133,6 +164,7 @@ $("reset").addEventListener("click", () => { clearPrompts(); });
 function clearPrompts() {
   state.points = [];
   state.box = null;
+  state.pending = null;
   $("mask-canvas").getContext("2d").clearRect(0, 0, $("mask-canvas").width, $("mask-canvas").height);
 }
 
@@ -140,6 +172,7 @@ function request() {
   state.pending = { points: state.points.map((p) => [...p]), box: state.box && [...state.box] };
   requestAnimationFrame(flush);
 }
+state.idle = () => !state.busy && !state.pending; // for the browser test: the mask shows the last prompt
 
 function flush() {
   if (state.busy || !state.pending) return;
@@ -150,7 +183,8 @@ function flush() {
 
 worker.onmessage = ({ data }) => {
   if (data.type === "ready") {
-    setStatus(`Ready (${data.backend}, ${data.threads} thread${data.threads > 1 ? "s" : ""}). Click the photo.`, "ready");
+    const threads = data.backend === "wasm" ? `, ${data.threads} thread${data.threads > 1 ? "s" : ""}` : "";
+    setStatus(`Ready (${data.backend}${threads}; ${data.why}). Click the photo.`, "ready");
     state.backend = data.backend;
   } else if (data.type === "error") {
     state.busy = false;

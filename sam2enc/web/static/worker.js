@@ -1,11 +1,16 @@
 // The decoder, off the main thread: bundle (float16) → float32 tensors once, then one run per prompt.
-// The WASM-only build (smaller, faster on CPU) unless WebGPU may be needed, which takes the full one.
+// The backend is chosen before onnxruntime-web loads: the WASM-only build (14 MB of wasm) unless
+// WebGPU will be used, which needs the full build (28 MB). Most first loads are the smaller one.
 const preference = new URL(self.location.href).searchParams.get("backend") || "auto";
-const ort = await import(preference === "wasm" ? "/vendor/ort/ort.wasm.min.mjs" : "/vendor/ort/ort.all.min.mjs");
-
-ort.env.wasm.wasmPaths = "/vendor/ort/";
-// WASM threads need cross-origin isolation, which the proxy's COOP/COEP headers give the page.
-ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+let ort = null, gpu = null, order = null;
+const boot = (async () => {
+  gpu = preference === "wasm" ? { use: false, why: "asked for WASM" } : await probeGpu();
+  order = preference === "webgpu" ? ["webgpu"] : preference === "auto" && gpu.use ? ["webgpu", "wasm"] : ["wasm"];
+  ort = await import(order.includes("webgpu") ? "/vendor/ort/ort.all.min.mjs" : "/vendor/ort/ort.wasm.min.mjs");
+  ort.env.wasm.wasmPaths = "/vendor/ort/";
+  // WASM threads need cross-origin isolation, which the proxy's COOP/COEP headers give the page.
+  ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
+})();
 
 const LOW_RES = 256;
 let session = null;
@@ -34,17 +39,19 @@ function tensorFromBundle(payload, spec) {
 
 // WebGPU runs the fp32 decoder exactly even without shader-f16; fp16 graphs do not (measured), so the
 // app converts the bundle to float32 once and uses the same decoder.onnx on both backends.
-// "auto" takes WebGPU only on a hardware adapter: on a software one (SwiftShader) a click took 29 s
-// and the mask drifted to IoU 0.995 from the Python decoder's, against ~0.3 s and IoU 1.0 on WASM.
-async function hardwareGpu() {
-  if (!("gpu" in navigator)) return false;
+// "auto" takes WebGPU only on a hardware adapter: on a software one (SwiftShader) a click took 29–53 s
+// and the mask drifted to IoU 0.995 from the Python decoder's, against 0.1–0.4 s and IoU 1.0 on WASM.
+async function probeGpu() {
+  if (!("gpu" in navigator)) return { use: false, why: "no WebGPU in this browser" };
   const adapter = await navigator.gpu.requestAdapter().catch(() => null);
-  return Boolean(adapter) && !(adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter);
+  if (!adapter) return { use: false, why: "no WebGPU adapter" };
+  if (adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter) {
+    return { use: false, why: `WebGPU adapter is a software fallback (${adapter.info?.vendor || "unknown"})` };
+  }
+  return { use: true, why: "hardware WebGPU adapter" };
 }
 
-async function createSession(preference) {
-  const order = preference === "wasm" ? ["wasm"] : preference === "webgpu" ? ["webgpu"]
-    : ((await hardwareGpu()) ? ["webgpu", "wasm"] : ["wasm"]);
+async function createSession() {
   let failure = null;
   for (const ep of order) {
     try {
@@ -110,14 +117,16 @@ async function decode({ points, box }) {
   return { mask, best, score: scores[best], decoderMs, totalMs: performance.now() - start };
 }
 
+// Registered at once, so that no message is lost while onnxruntime-web is still loading.
 self.onmessage = async ({ data }) => {
   try {
+    await boot;
     if (data.type === "bundle") {
-      if (!session) await createSession(data.backend);
+      if (!session) await createSession();
       const t = data.manifest.tensors;
       features = Object.fromEntries(Object.keys(t).map((name) => [name, tensorFromBundle(data.payload, t[name])]));
       size = [data.manifest.originalWidth, data.manifest.originalHeight];
-      self.postMessage({ type: "ready", backend, isolated: self.crossOriginIsolated, threads: ort.env.wasm.numThreads });
+      self.postMessage({ type: "ready", backend, why: gpu.why, threads: ort.env.wasm.numThreads });
     } else if (data.type === "decode") {
       const result = await decode(data);
       self.postMessage({ type: "mask", backend, points: data.points, box: data.box, ...result }, [result.mask.buffer]);
