@@ -25,16 +25,12 @@ import urllib.request
 from pathlib import Path
 
 from .bundle import BYTE_LENGTH, EMBEDDING_FILE, MANIFEST_FILE, Bundle, parse_bundle
-from .errors import BundleError, ImageError, Sam2EncError
+from .errors import BundleError, ImageError, RemoteError
 
 TIMEOUT = 600.0  # a cold boot on Replicate takes minutes; the encoder itself a second or two
 MAX_OUTPUT = 2 * BYTE_LENGTH  # never read more than this from an output URL
 TERMINAL = ("succeeded", "failed", "canceled")
 VERSION_ID = re.compile(r"[A-Za-z0-9_.-]+")
-
-
-class RemoteError(Sam2EncError):
-    """The remote prediction failed, could not be reached, or did not return a bundle."""
 
 
 def encode_remote(

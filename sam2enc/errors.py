@@ -30,3 +30,7 @@ class ProviderError(Sam2EncError):
 
 class PromptError(Sam2EncError):
     """A click or box prompt is malformed or outside the image."""
+
+
+class RemoteError(Sam2EncError):
+    """The remote prediction failed, could not be reached, or did not return a bundle."""
