@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 MODEL ?= tiny
-WEIGHTS ?= weights
+# The exported model directory: sam2enc --models-dir, $$SAM2ENC_MODELS_DIR, models_dir in Python.
+MODELS_DIR ?= weights
 export OMP_NUM_THREADS ?= 2
 
 .PHONY: install install-web web demo test lint format schema export weights serve bench push clean
@@ -24,11 +25,11 @@ install-web: node_modules/.package-lock.json  ## onnxruntime-web + playwright-co
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund
 
-web: install install-web  ## the browser app + token proxy on 127.0.0.1:8000 (decoder from weights/)
-	$(PY) -m sam2enc.web serve --models $(WEIGHTS)
+web: install install-web  ## the browser app + token proxy on 127.0.0.1:8000 (models from weights/, else random: loudly)
+	$(PY) -m sam2enc.web serve --models-dir $(MODELS_DIR) --random-if-missing
 
 demo: install  ## offline end to end: photo -> predictor -> bundle -> one click -> out/demo/mask.png
-	$(PY) -m sam2enc.demo --weights $(WEIGHTS)
+	$(PY) -m tools.demo --models-dir $(MODELS_DIR)
 
 test: install  ## lint, then the whole suite (CI runs exactly this)
 	$(VENV)/bin/ruff check .
@@ -42,24 +43,24 @@ format: install
 	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
 
 schema: install  ## regenerate .cog/openapi_schema.json from predict.py (a test fails when they drift)
-	$(PY) -m sam2enc.cog_schema
+	$(PY) -m tools.cog_schema
 
 export: install  ## export a checkpoint you already have: make export MODEL=large CHECKPOINT=path.pt
-	$(PY) -m sam2enc export --model $(MODEL) --checkpoint $(CHECKPOINT) --out $(WEIGHTS)
+	$(PY) -m sam2enc export --model $(MODEL) --checkpoint $(CHECKPOINT) --models-dir $(MODELS_DIR)
 
 weights: install  ## download Meta's SAM2.1 checkpoint (sha256-checked) and export it: make weights MODEL=large
-	$(PY) -m sam2enc weights --model $(MODEL) --out $(WEIGHTS)
+	$(PY) -m sam2enc weights --model $(MODEL) --models-dir $(MODELS_DIR)
 
 serve: install  ## Cog's own HTTP server on 127.0.0.1:5000 over weights/ (PORT=... to change)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM2ENC_MODELS=$(WEIGHTS) COG_PREDICT_TYPE_STUB=predict.py:Predictor \
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM2ENC_MODELS_DIR=$(MODELS_DIR) COG_PREDICT_TYPE_STUB=predict.py:Predictor \
 		PORT=$${PORT:-5000} $(PY) -m cog.server.http --host 127.0.0.1
 
 bench: install  ## time every step side by side (random tiny always, weights/ when present) -> build/bench.json
-	$(PY) -m sam2enc.bench
+	$(PY) -m tools.bench
 
 push:  ## build and push to Replicate with the cog CLI (needs Docker): make push MODEL_REF=r8.im/you/sam2enc
-	@test -f $(WEIGHTS)/model.json || { echo "run 'make weights MODEL=large' first"; exit 1; }
-	@! grep -q '"randomWeights": true' $(WEIGHTS)/model.json || { echo "weights/ holds random weights"; exit 1; }
+	@test -f $(MODELS_DIR)/model.json || { echo "run 'make weights MODEL=large' first"; exit 1; }
+	@! grep -q '"randomWeights": true' $(MODELS_DIR)/model.json || { echo "weights/ holds random weights"; exit 1; }
 	cog push $(MODEL_REF)
 
 clean:

@@ -1,5 +1,7 @@
 """Cog entry point: a thin shell over sam2enc. The work happens in sam2enc/service.py."""
 
+import logging
+
 from cog import BaseRunner, Input, Path
 
 from sam2enc.service import EncoderService
@@ -7,7 +9,13 @@ from sam2enc.service import EncoderService
 
 class Predictor(BaseRunner):
     def setup(self) -> None:
-        """Load the exported encoder from weights/ (or $SAM2ENC_MODELS) on the GPU and warm it up."""
+        """Load the encoder from $SAM2ENC_MODELS_DIR (default weights/) on $SAM2ENC_DEVICE and warm it up.
+
+        cog.yaml sets SAM2ENC_DEVICE=cuda, so the image fails here, naming the missing CUDA libraries,
+        rather than serve on the CPU of a GPU machine; unset (auto), a machine without CUDA warns and
+        runs on the CPU.
+        """
+        _log_to_stderr()
         self.service = EncoderService()
 
     def run(
@@ -20,3 +28,10 @@ class Predictor(BaseRunner):
         """Return [embedding.bin, manifest.json]: the SAM2 feature bundle for the browser decoder."""
         files = self.service.encode(image)
         return [Path(files.embedding), Path(files.manifest)]
+
+
+def _log_to_stderr() -> None:
+    """Cog shows what the worker prints: make sam2enc's INFO lines (model, provider, timings) reach it."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("sam2enc").setLevel(logging.INFO)

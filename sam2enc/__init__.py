@@ -11,10 +11,10 @@ The public surface, in the order data flows through it::
 
 from .bundle import Bundle, read_bundle, write_bundle
 from .decoder import Decoder, Prediction
+from .encoder import Encoder
 from .errors import BundleError, ImageError, ModelError, PromptError, ProviderError, Sam2EncError
 from .image import load_image
 from .pipeline import encode, encode_to_dir
-from .session import Encoder
 
 __all__ = [
     "Bundle",

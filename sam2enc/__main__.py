@@ -1,9 +1,11 @@
-"""Command line: argument parsing only; the work happens in the modules it calls.
+"""Command line (``sam2enc`` or ``python -m sam2enc``): argument parsing only; the modules do the work.
 
-python -m sam2enc export  --model tiny --checkpoint sam2.1_hiera_tiny.pt --out weights/
-python -m sam2enc weights --model tiny --out weights/
-python -m sam2enc encode  photo.jpg --models weights/ --out bundle/
-python -m sam2enc decode  bundle/ --models weights/ --point 410,300,1 --out mask.png
+sam2enc weights --model tiny                     # download Meta's checkpoint, then export it
+sam2enc export  --model tiny --checkpoint sam2.1_hiera_tiny.pt
+sam2enc encode  photo.jpg --out bundle/
+sam2enc decode  bundle/ --point 410,300,1 --out mask.png
+
+Every command takes ``--models-dir`` (default weights/) and ``-v`` (debug logging, third-party warnings).
 """
 
 from __future__ import annotations
@@ -14,15 +16,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from .encoder import DEVICES
 from .errors import Sam2EncError
+from .modeldir import DEFAULT_MODELS_DIR
 from .models import MODELS
-
-DEFAULT_MODELS = "weights"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    logging.basicConfig(format="%(message)s", level=logging.WARNING)
+    logging.getLogger("sam2enc").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return args.run(args)
     except Sam2EncError as exc:
@@ -33,13 +36,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--models-dir",
+        type=Path,
+        default=DEFAULT_MODELS_DIR,
+        help=f"exported model directory: the .onnx files and model.json (default {DEFAULT_MODELS_DIR}/)",
+    )
+    common.add_argument("-v", "--verbose", action="store_true", help="debug logging, every warning shown")
     parser = argparse.ArgumentParser(
-        prog="python -m sam2enc",
+        prog="sam2enc",
         description="SAM2 image encoder as ONNX: export, encode photos into bundles, decode clicks.",
     )
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    p = sub.add_parser("export", help="export a SAM2.1 checkpoint to encoder/decoder ONNX files")
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, parents=[common])
+
+    p = add("export", "export a SAM2.1 checkpoint to encoder/decoder ONNX files in --models-dir")
     p.add_argument("--model", required=True, choices=list(MODELS), help="SAM2.1 variant")
     weights = p.add_mutually_exclusive_group(required=True)
     weights.add_argument("--checkpoint", type=Path, help="Meta's checkpoint ({'model': state_dict})")
@@ -48,30 +62,26 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="randomly initialised model, for tests and the offline demo only: its masks are meaningless",
     )
-    p.add_argument("--out", type=Path, required=True, help="directory for the .onnx files and model.json")
     p.set_defaults(run=_export)
 
-    p = sub.add_parser("weights", help="download the official checkpoint (sha256-checked) and export it")
+    p = add("weights", "download the official checkpoint (sha256-checked) into --models-dir and export it")
     p.add_argument("--model", required=True, choices=list(MODELS), help="SAM2.1 variant")
-    p.add_argument("--out", type=Path, default=Path(DEFAULT_MODELS), help="weights directory")
     p.add_argument("--url", help="download from this URL instead of Meta's (a mirror)")
     p.set_defaults(run=_weights)
 
-    p = sub.add_parser("encode", help="encode images into bundles (embedding.bin + manifest.json)")
+    p = add("encode", "encode images into bundles (embedding.bin + manifest.json)")
     p.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="JPEG, PNG, WebP, GIF, ...")
-    p.add_argument("--models", type=Path, default=Path(DEFAULT_MODELS), help="exported model directory")
     p.add_argument(
         "--out",
         type=Path,
         required=True,
         help="bundle directory (must not exist or be empty); with several images, OUT/<stem>/ each",
     )
-    p.add_argument("--device", choices=["auto", "cuda", "cpu"], default="auto", help="execution provider")
+    p.add_argument("--device", choices=DEVICES, default="auto", help="execution provider")
     p.set_defaults(run=_encode)
 
-    p = sub.add_parser("decode", help="run the decoder on a bundle and write the best mask as a PNG")
+    p = add("decode", "run the decoder on a bundle and write the best mask as a PNG")
     p.add_argument("bundle", type=Path, help="bundle directory (or its manifest.json)")
-    p.add_argument("--models", type=Path, default=Path(DEFAULT_MODELS), help="exported model directory")
     p.add_argument(
         "--point",
         action="append",
@@ -86,28 +96,36 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import export_model
+    from .export import export_model, export_random
 
     if args.random_weights:
-        print("WARNING: exporting RANDOM weights: bundles and masks from them are meaningless.")
-    export_model(args.model, None if args.random_weights else args.checkpoint, args.out)
+        export_random(args.model, args.models_dir)
+    else:
+        export_model(args.model, args.checkpoint, args.models_dir)
     return 0
 
 
 def _weights(args: argparse.Namespace) -> int:
-    from .weights import fetch_and_export
+    """Download, then export: the two steps live in their own modules and meet only here."""
+    from .download import download
+    from .export import export_model
+    from .models import get_model
 
-    fetch_and_export(args.model, args.out, url=args.url)
+    spec = get_model(args.model)
+    checkpoint = download(
+        args.url or spec.checkpoint_url, args.models_dir / spec.checkpoint_filename, spec.sha256
+    )
+    export_model(args.model, checkpoint, args.models_dir)
     return 0
 
 
 def _encode(args: argparse.Namespace) -> int:
+    from .encoder import Encoder
     from .pipeline import Timings, encode_to_dir
-    from .session import Encoder
 
     targets = _bundle_dirs(args.images, args.out)
-    encoder = Encoder(args.models, device=args.device)
-    print(f"{encoder.info['model']} on {encoder.provider} (setup {encoder.setup_seconds:.1f} s)")
+    encoder = Encoder(args.models_dir, device=args.device)
+    print(f"{encoder.info.model} on {encoder.provider} (setup {encoder.setup_seconds:.1f} s)")
     failures = 0
     for image, out_dir in targets:
         timings = Timings()
@@ -141,7 +159,7 @@ def _decode(args: argparse.Namespace) -> int:
     points = [_numbers(p, 3, "--point X,Y,LABEL") for p in args.point]
     box = _numbers(args.box, 4, "--box X0,Y0,X1,Y1") if args.box else None
     bundle = read_bundle(args.bundle)
-    prediction = Decoder(args.models).predict(bundle, points=points, box=box)
+    prediction = Decoder(args.models_dir).predict(bundle, points=points, box=box)
     best = prediction.best
     args.out.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(prediction.masks[best].astype(np.uint8) * 255).save(args.out, format="PNG")

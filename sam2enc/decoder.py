@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from .bundle import INPUT_SIZE, Bundle
+from .encoder import create_session
 from .errors import PromptError
-from .session import DECODER_FILE, DECODER_HIRES_FILE, create_session
+from .modeldir import DECODER_FILE, DECODER_HIRES_FILE
 
 LOW_RES = 256
 MASK_THRESHOLD = 0.0

@@ -16,11 +16,15 @@ Needs torch and sam2, never torchvision.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -29,14 +33,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .bundle import INPUT_SIZE, TENSORS
+from .download import sha256_file
+from .modeldir import DECODER_FILE, DECODER_HIRES_FILE, ENCODER_FILE, GRAPH_FILES, MODEL_INFO_FILE
 from .models import get_model
-from .session import (
-    DECODER_FILE,
-    DECODER_HIRES_FILE,
-    ENCODER_FILE,
-    MODEL_INFO_FILE,
-)
-from .weights import sha256_file
 
 OPSET = 17
 HIRES_SIZE = 512
@@ -51,6 +50,8 @@ DECODER_INPUTS = [
 ]
 DECODER_OUTPUTS = ["masks", "iou_predictions"]
 MAX_RELATIVE_ERROR = 1e-3
+
+log = logging.getLogger(__name__)
 
 
 class EncoderGraph(nn.Module):
@@ -149,7 +150,7 @@ def export_model(
     model_name: str,
     checkpoint: str | Path | None,
     out_dir: str | Path,
-    log: Callable[[str], None] = print,
+    random_weights: bool = False,
 ) -> dict:
     """Export the three graphs of one SAM2.1 variant into ``out_dir`` and return model.json's content."""
     import onnx
@@ -159,7 +160,7 @@ def export_model(
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_grad_enabled(False)
 
-    step = _Steps(log, total=5)
+    step = _Steps(total=5)
     step(f"building {spec.full_name} from {checkpoint or 'random weights'}")
     checkpoint_sha = sha256_file(checkpoint) if checkpoint else None
     model = load_sam2(model_name, checkpoint)
@@ -171,7 +172,7 @@ def export_model(
         step("exporting encoder.onnx")
         _export(encoder, (image,), staging / ENCODER_FILE, ["image"], list(TENSORS), {}, TENSORS)
         ref = dict(zip(TENSORS, encoder(image)))
-        errors = {"encoder": _verify(staging / ENCODER_FILE, {"image": image}, ref, log)}
+        errors = {"encoder": _verify(staging / ENCODER_FILE, {"image": image}, ref)}
 
         prompt = sample_prompt(ref)
         dynamic = {"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}}
@@ -186,14 +187,14 @@ def export_model(
             shapes = {"masks": (1, 3, mask_size, mask_size), "iou_predictions": (1, 3)}
             _export(graph, args, staging / filename, DECODER_INPUTS, DECODER_OUTPUTS, dynamic, shapes)
             ref_out = dict(zip(DECODER_OUTPUTS, graph(*args)))
-            errors[label] = _verify(staging / filename, prompt, ref_out, log)
+            errors[label] = _verify(staging / filename, prompt, ref_out)
 
         step("writing model.json")
         info = {
             "model": spec.full_name,
             "size": spec.name,
             "checkpointSha256": checkpoint_sha,
-            "randomWeights": checkpoint is None,
+            "randomWeights": random_weights or checkpoint is None,
             "sam2Version": _package_version("sam2"),
             "torchVersion": torch.__version__,
             "opset": OPSET,
@@ -201,10 +202,10 @@ def export_model(
             "verificationMaxRelativeL2": errors,
             "graphs": {
                 name: _describe_graph(onnx.load(str(staging / name), load_external_data=False))
-                for name in (ENCODER_FILE, DECODER_FILE, DECODER_HIRES_FILE)
+                for name in GRAPH_FILES
             },
         }
-        for name in (ENCODER_FILE, DECODER_FILE, DECODER_HIRES_FILE):
+        for name in GRAPH_FILES:
             (staging / name).replace(out_dir / name)
         (out_dir / MODEL_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
     finally:
@@ -216,35 +217,52 @@ def export_model(
 class _Steps:
     """Numbered progress lines with the time each step took."""
 
-    def __init__(self, log: Callable[[str], None], total: int) -> None:
-        self.log, self.total, self.n, self.start = log, total, 0, time.perf_counter()
+    def __init__(self, total: int) -> None:
+        self.total, self.n, self.start = total, 0, time.perf_counter()
         self.t = self.start
 
     def __call__(self, text: str) -> None:
         self.n += 1
         now = time.perf_counter()
-        self.log(f"[{self.n}/{self.total}] {text} (+{now - self.t:.1f} s)")
+        log.info("[%d/%d] %s (+%.1f s)", self.n, self.total, text, now - self.t)
         self.t = now
 
     def done(self, text: str) -> None:
-        self.log(f"{text} in {time.perf_counter() - self.start:.1f} s")
+        log.info("%s in %.1f s", text, time.perf_counter() - self.start)
+
+
+@contextmanager
+def _quiet_tracer(graph: str) -> Iterator[None]:
+    """The tracer warns about every Python-level shape check in SAM2 (harmless: the shapes are fixed).
+    Count them into one line instead of dumping screens of TracerWarnings; DEBUG logging shows each."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for warning in caught:
+        log.debug("%s: %s: %s", graph, warning.category.__name__, warning.message)
+    if caught:
+        kinds = sorted({w.category.__name__ for w in caught})
+        log.info(
+            "    %s: %d tracer warnings captured (%s; -v shows them)", graph, len(caught), ", ".join(kinds)
+        )
 
 
 def _export(module, args, path: Path, inputs, outputs, dynamic_axes, output_shapes) -> None:
     """Trace to ONNX, state the known output shapes (the tracer leaves them symbolic), check."""
     import onnx
 
-    torch.onnx.export(
-        module,
-        args,
-        str(path),
-        input_names=inputs,
-        output_names=outputs,
-        dynamic_axes=dynamic_axes or None,
-        opset_version=OPSET,
-        do_constant_folding=True,
-        dynamo=False,
-    )
+    with _quiet_tracer(path.name):
+        torch.onnx.export(
+            module,
+            args,
+            str(path),
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=dynamic_axes or None,
+            opset_version=OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
     model = onnx.load(str(path))
     for output in model.graph.output:
         dims = output.type.tensor_type.shape.dim
@@ -255,18 +273,18 @@ def _export(module, args, path: Path, inputs, outputs, dynamic_axes, output_shap
     onnx.save(model, str(path))
 
 
-def _verify(path: Path, feeds: dict[str, torch.Tensor], reference: dict, log) -> float:
+def _verify(path: Path, feeds: dict[str, torch.Tensor], reference: dict) -> float:
     """Run the file once in ONNX Runtime and compare every output with the torch module's."""
-    import onnxruntime as ort
+    from .encoder import create_session
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = create_session(path, "cpu")  # errors-only ORT logging: no "Error merging shape info"
     wanted = {i.name for i in session.get_inputs()}
     got = session.run(list(reference), {k: v.numpy() for k, v in feeds.items() if k in wanted})
     worst = 0.0
     for (name, expected), actual in zip(reference.items(), got):
         err = relative_l2(actual, expected.float().numpy())
         worst = max(worst, err)
-        log(f"    {path.name}:{name} ONNX Runtime vs torch relative L2 {err:.2e}")
+        log.info("    %s:%s ONNX Runtime vs torch relative L2 %.2e", path.name, name, err)
     if worst > MAX_RELATIVE_ERROR:
         raise RuntimeError(f"{path.name} differs from torch by {worst:.2e} (> {MAX_RELATIVE_ERROR})")
     return worst
@@ -285,6 +303,47 @@ def _describe_graph(model) -> dict:
         "inputs": {v.name: {"shape": dims(v), "dtype": elem(v)} for v in model.graph.input},
         "outputs": {v.name: {"shape": dims(v), "dtype": elem(v)} for v in model.graph.output},
     }
+
+
+RANDOM_SEED = 0
+# Everything that shapes a random-weight export's bytes: a change to any of them rebuilds the cache.
+_EXPORT_INPUTS = ("export.py", "models.py", "bundle.py", "modeldir.py")
+_EXPORT_PACKAGES = ("torch", "sam2", "onnx", "onnxruntime")
+
+
+def export_random(model_name: str, out_dir: str | Path, seed: int = RANDOM_SEED) -> Path:
+    """A randomly initialised SAM2.1 checkpoint (``random_<name>.pt``) and its export, for tests and demos.
+
+    The checkpoint is saved beside the ONNX files so that benchmarks and parity tests can load the very
+    weights the graphs came from. model.json records ``randomWeights: true``; nothing serves it silently.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    checkpoint = out_dir / f"random_{get_model(model_name).name}.pt"
+    torch.save({"model": load_sam2(model_name, None).state_dict()}, checkpoint)
+    log.warning("exporting RANDOM weights (seed %d): bundles and masks from them are meaningless", seed)
+    export_model(model_name, checkpoint, out_dir, random_weights=True)
+    return out_dir
+
+
+def random_export_key(model_name: str = "tiny", seed: int = RANDOM_SEED) -> str:
+    """A cache key over the code and package versions that shape the export, so no cache goes stale."""
+    here = Path(__file__).parent
+    digest = hashlib.sha256(f"{model_name}:{seed}".encode())
+    for name in _EXPORT_INPUTS:
+        digest.update((here / name).read_bytes())
+    for package in _EXPORT_PACKAGES:
+        digest.update(f"{package}={_package_version(package)}".encode())
+    return digest.hexdigest()[:16]
+
+
+def cached_random_export(cache: str | Path, model_name: str = "tiny") -> Path:
+    """``cache/<model>-<key>/``: exported once, reused until anything that shapes it changes."""
+    directory = Path(cache) / f"{model_name}-random-{random_export_key(model_name)}"
+    if not (directory / MODEL_INFO_FILE).exists():
+        export_random(model_name, directory)
+    return directory
 
 
 def _package_version(name: str) -> str | None:

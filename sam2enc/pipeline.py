@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .bundle import Bundle, write_bundle
+from .encoder import Encoder
 from .image import load_image
 from .preprocess import preprocess
-from .session import Encoder
 
 
 @dataclass

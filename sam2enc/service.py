@@ -18,13 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .bundle import EMBEDDING_FILE, MANIFEST_FILE
+from .encoder import Encoder, device_from_env
+from .modeldir import models_dir_from_env
 from .pipeline import Timings, encode_to_dir
-from .session import Encoder
 
-log = logging.getLogger("sam2enc")
+log = logging.getLogger(__name__)
 
-MODELS_ENV = "SAM2ENC_MODELS"
-DEFAULT_MODELS = "weights"
 # Newest prediction directories kept on disk; older ones are deleted. Must exceed the number of
 # predictions whose files can still be uploading at once (Cog runs one at a time here).
 KEEP_PREDICTIONS = 16
@@ -41,22 +40,24 @@ class EncodedFiles:
 class EncoderService:
     """Load once, encode many; safe to call from several threads at once."""
 
-    def __init__(self, models_dir: str | os.PathLike | None = None, device: str = "auto") -> None:
+    def __init__(self, models_dir: str | os.PathLike | None = None, device: str | None = None) -> None:
+        """``models_dir`` and ``device`` default to ``$SAM2ENC_MODELS_DIR`` (else weights/) and
+        ``$SAM2ENC_DEVICE`` (else auto): the Cog image sets ``SAM2ENC_DEVICE=cuda`` in cog.yaml so that
+        it fails at setup rather than serve on the CPU of a GPU machine."""
         start = time.perf_counter()
-        _log_to_stderr()
-        models_dir = Path(models_dir or os.environ.get(MODELS_ENV, DEFAULT_MODELS))
-        self.encoder = Encoder(models_dir, device=device)
+        models_dir = Path(models_dir) if models_dir else models_dir_from_env()
+        self.encoder = Encoder(models_dir, device=device or device_from_env())
         warm = self.encoder.warm_up()
         self.root = Path(tempfile.mkdtemp(prefix="sam2enc-predictions-"))
         atexit.register(shutil.rmtree, self.root, ignore_errors=True)
         self._lock = threading.Lock()
         self.setup_seconds = time.perf_counter() - start
         info = self.encoder.info
-        if info.get("randomWeights"):
+        if info.random_weights:
             log.warning("%s carries RANDOM weights: its bundles are meaningless", models_dir)
         log.info(
             "sam2enc ready: %s on %s (session %.2f s, warm-up %.2f s, setup %.2f s)",
-            info["model"],
+            info.model,
             self.encoder.provider,
             self.encoder.setup_seconds,
             warm,
@@ -82,13 +83,3 @@ class EncoderService:
             for old in directories[KEEP_PREDICTIONS:]:
                 if old != keep:
                     shutil.rmtree(old, ignore_errors=True)
-
-
-def _log_to_stderr() -> None:
-    """Cog shows what the worker prints; make sure our INFO lines (model, provider, timings) get there."""
-    if not log.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s sam2enc: %(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        log.propagate = False

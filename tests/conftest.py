@@ -1,13 +1,12 @@
 """Shared fixtures: one random-weight SAM2.1 tiny checkpoint, exported once and cached; real photos.
 
-The export is cached under .cache/test-models/<key>/, keyed by the export code and the torch/sam2
-versions, so a second `make test` skips the ~15 s export; CI starts from a fresh clone and builds it
-once per session.
+The export is cached under .cache/test-models/tiny-random-<key>/, keyed by every module that shapes it
+(export, models, bundle, modeldir) and the torch/sam2/onnx/onnxruntime versions, so a second `make test`
+skips the ~15 s export and never tests a stale one; CI starts from a fresh clone and builds it once.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import os
@@ -35,31 +34,13 @@ def skimage_data() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
-def _cache_key() -> str:
-    import sam2
-    import torch
-
-    import sam2enc.export as export
-
-    text = Path(export.__file__).read_text() + torch.__version__ + getattr(sam2, "__version__", "")
-    return hashlib.sha256(f"{text}{SEED}".encode()).hexdigest()[:16]
-
-
 @pytest.fixture(scope="session")
 def model_files() -> tuple[Path, Path]:
-    """(exported model dir, checkpoint) for a random-weight SAM2.1 tiny, seed 0."""
-    import torch
+    """(exported model dir, checkpoint) for a random-weight SAM2.1 tiny, seed 0, cached in .cache/."""
+    from sam2enc.export import cached_random_export
 
-    from sam2enc.export import export_model, load_sam2
-
-    directory = CACHE / _cache_key()
-    checkpoint = directory / "random_tiny.pt"
-    if not (directory / "model.json").exists():
-        directory.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(SEED)
-        torch.save({"model": load_sam2("tiny", None).state_dict()}, checkpoint)
-        export_model("tiny", checkpoint, directory)
-    return directory, checkpoint
+    directory = cached_random_export(CACHE, "tiny")
+    return directory, directory / "random_tiny.pt"
 
 
 @pytest.fixture(scope="session")
@@ -80,14 +61,14 @@ def sam2_model(model_files):
 
 @pytest.fixture(scope="session")
 def predictor(sam2_model):
-    from sam2enc.reference import image_predictor
+    from tests.reference import image_predictor
 
     return image_predictor(sam2_model)
 
 
 @pytest.fixture(scope="session")
 def encoder(models_dir):
-    from sam2enc.session import Encoder
+    from sam2enc.encoder import Encoder
 
     return Encoder(models_dir, device="cpu")
 

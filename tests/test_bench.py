@@ -6,14 +6,14 @@ import json
 import subprocess
 import sys
 
-from sam2enc.bench import bench_gpu_path
+from tools.bench import bench_gpu_path
 
 
 def test_bench_prints_a_table_and_writes_json(models_dir, tmp_path):
     out = tmp_path / "bench.json"
     quick = ["--runs", "1", "--clicks", "3", "--skip-gpu-path", "--json", str(out)]
     result = subprocess.run(
-        [sys.executable, "-m", "sam2enc.bench", "--models", str(models_dir), *quick],
+        [sys.executable, "-m", "tools.bench", "--models-dir", str(models_dir), *quick],
         capture_output=True,
         text=True,
         timeout=600,

@@ -35,7 +35,7 @@ def test_help_explains_every_command():
 
 def test_encode_then_decode_a_click(photos, models_dir, decoder, tmp_path):
     out = tmp_path / "bundle"
-    result = cli("encode", photos["rocket"], "--models", models_dir, "--out", out, "--device", "cpu")
+    result = cli("encode", photos["rocket"], "--models-dir", models_dir, "--out", out, "--device", "cpu")
     assert result.returncode == 0, result.stderr
     assert "CPUExecutionProvider" in result.stdout
     bundle = read_bundle(out)
@@ -45,7 +45,7 @@ def test_encode_then_decode_a_click(photos, models_dir, decoder, tmp_path):
     result = cli(
         "decode",
         out,
-        "--models",
+        "--models-dir",
         models_dir,
         "--point",
         "300,200,1",
@@ -65,9 +65,9 @@ def test_encode_then_decode_a_click(photos, models_dir, decoder, tmp_path):
 
 def test_decode_a_box(photos, models_dir, tmp_path):
     out = tmp_path / "bundle"
-    assert cli("encode", photos["coffee"], "--models", models_dir, "--out", out).returncode == 0
+    assert cli("encode", photos["coffee"], "--models-dir", models_dir, "--out", out).returncode == 0
     result = cli(
-        "decode", out, "--models", models_dir, "--box", "100,50,500,350", "--out", tmp_path / "m.png"
+        "decode", out, "--models-dir", models_dir, "--box", "100,50,500,350", "--out", tmp_path / "m.png"
     )
     assert result.returncode == 0, result.stderr
     assert Image.open(tmp_path / "m.png").size == (600, 400)
@@ -75,7 +75,7 @@ def test_decode_a_box(photos, models_dir, tmp_path):
 
 def test_encode_several_images_into_subdirectories(photos, models_dir, tmp_path):
     result = cli(
-        "encode", photos["rocket"], photos["coffee"], "--models", models_dir, "--out", tmp_path / "many"
+        "encode", photos["rocket"], photos["coffee"], "--models-dir", models_dir, "--out", tmp_path / "many"
     )
     assert result.returncode == 0, result.stderr
     assert read_bundle(tmp_path / "many" / "rocket").original_width == 640
@@ -85,7 +85,7 @@ def test_encode_several_images_into_subdirectories(photos, models_dir, tmp_path)
 def test_encode_reports_a_bad_file_without_traceback(photos, models_dir, tmp_path):
     bad = tmp_path / "notes.jpg"
     bad.write_text("shopping list: eggs, milk")
-    result = cli("encode", bad, photos["rocket"], "--models", models_dir, "--out", tmp_path / "out")
+    result = cli("encode", bad, photos["rocket"], "--models-dir", models_dir, "--out", tmp_path / "out")
     assert result.returncode == 2
     assert "notes.jpg is not a supported image: it is a text file" in result.stderr
     assert "Traceback" not in result.stderr
@@ -105,14 +105,51 @@ def test_encode_reports_a_bad_file_without_traceback(photos, models_dir, tmp_pat
 )
 def test_decode_rejects_bad_prompts(photos, models_dir, tmp_path, args, message):
     out = tmp_path / "bundle"
-    assert cli("encode", photos["rocket"], "--models", models_dir, "--out", out).returncode == 0
-    result = cli("decode", out, "--models", models_dir, *args, "--out", tmp_path / "m.png")
+    assert cli("encode", photos["rocket"], "--models-dir", models_dir, "--out", out).returncode == 0
+    result = cli("decode", out, "--models-dir", models_dir, *args, "--out", tmp_path / "m.png")
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "m.png").exists()
 
 
 def test_missing_models_directory_says_how_to_get_one(photos, tmp_path):
-    result = cli("encode", photos["rocket"], "--models", tmp_path / "nowhere", "--out", tmp_path / "o")
+    result = cli("encode", photos["rocket"], "--models-dir", tmp_path / "nowhere", "--out", tmp_path / "o")
     assert result.returncode == 2
     assert "make weights" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_export_shows_steps_and_numbers_without_third_party_noise(tmp_path):
+    """What `make demo` and `make weights` print: numbered steps and errors, warnings counted, not dumped."""
+    result = cli("export", "--model", "tiny", "--random-weights", "--models-dir", tmp_path / "m")
+    assert result.returncode == 0, result.stderr
+    output = result.stdout + result.stderr
+    assert "[5/5] writing model.json" in output and "relative L2" in output
+    assert "RANDOM weights" in output
+    assert "tracer warnings captured" in output
+    assert "TracerWarning:" not in output and "merging shape info" not in output, output
+
+
+def test_weights_keeps_only_a_checkpoint_whose_sha256_matches(model_files, tmp_path):
+    """`sam2enc weights` downloads through a .part file and never exports a checkpoint it cannot vouch for."""
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from sam2enc.download import download, sha256_file
+
+    checkpoint = model_files[1]
+    handler = partial(SimpleHTTPRequestHandler, directory=str(checkpoint.parent))
+    handler.log_message = lambda *a: None
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/{checkpoint.name}"
+    try:
+        result = cli("weights", "--model", "tiny", "--url", url, "--models-dir", tmp_path / "w")
+        assert result.returncode == 2 and "download discarded" in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+        assert list((tmp_path / "w").iterdir()) == []  # no checkpoint, no .part, no export
+
+        good = download(url, tmp_path / "ok" / "tiny.pt", sha256_file(checkpoint), progress=False)
+        assert good.read_bytes() == checkpoint.read_bytes()
+    finally:
+        server.shutdown()

@@ -13,7 +13,7 @@ from sam2enc.bundle import read_bundle
 
 def test_demo_writes_bundle_mask_and_overlay(models_dir, tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "sam2enc.demo", "--weights", str(models_dir), "--out", str(tmp_path)],
+        [sys.executable, "-m", "tools.demo", "--models-dir", str(models_dir), "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=300,

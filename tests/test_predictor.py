@@ -18,12 +18,12 @@ def predictor(models_dir):
 
     from predict import Predictor
 
-    os.environ["SAM2ENC_MODELS"] = str(models_dir)
+    os.environ["SAM2ENC_MODELS_DIR"] = str(models_dir)
     try:
         runner = Predictor()
         runner.setup()
     finally:
-        del os.environ["SAM2ENC_MODELS"]
+        del os.environ["SAM2ENC_MODELS_DIR"]
     return runner
 
 
@@ -75,6 +75,17 @@ def test_disk_use_stays_bounded_over_many_predictions(predictor, photos, monkeyp
 def test_setup_without_exported_weights_says_how_to_get_them(tmp_path, monkeypatch):
     from predict import Predictor
 
-    monkeypatch.setenv("SAM2ENC_MODELS", str(tmp_path))
+    monkeypatch.setenv("SAM2ENC_MODELS_DIR", str(tmp_path))
     with pytest.raises(ModelError, match="make weights"):
         Predictor().setup()
+
+
+def test_the_released_env_name_still_works_with_a_warning(tmp_path, monkeypatch, caplog):
+    """0.1.0 documented $SAM2ENC_MODELS: a deployment that sets it keeps working, and is told the new name."""
+    from sam2enc.modeldir import models_dir_from_env
+
+    monkeypatch.delenv("SAM2ENC_MODELS_DIR", raising=False)
+    monkeypatch.setenv("SAM2ENC_MODELS", str(tmp_path))
+    with caplog.at_level("WARNING", logger="sam2enc"):
+        assert models_dir_from_env() == tmp_path
+    assert "SAM2ENC_MODELS_DIR" in caplog.text

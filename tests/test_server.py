@@ -9,12 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
-import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,16 +17,11 @@ from pathlib import Path
 import pytest
 
 from sam2enc.bundle import EMBEDDING_FILE, MANIFEST_FILE, parse_bundle
-from sam2enc.cog_schema import SCHEMA_PATH, build_schema, render
 from sam2enc.pipeline import encode
+from tests.cogserver import start_server
+from tools.cog_schema import SCHEMA_PATH, build_schema, render
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class FileHost:
@@ -68,40 +58,6 @@ def host():
     h = FileHost()
     yield h
     h.server.shutdown()
-
-
-def start_server(
-    models_dir: Path, *extra: str, stub: str = "predict.py:Predictor", cwd: Path = ROOT
-) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",  # the worker's python
-        "COG_PREDICT_TYPE_STUB": stub,
-        "PORT": str(port),
-        "SAM2ENC_MODELS": str(models_dir),
-    }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cog.server.http", "--host", "127.0.0.1", *extra],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/health-check", timeout=2) as response:
-                health = json.load(response)
-            if health["status"] == "READY":
-                return proc, url
-            assert health["status"] != "SETUP_FAILED", health
-        except OSError:
-            pass
-        time.sleep(0.3)
-    proc.kill()
-    raise RuntimeError("cog server did not become ready")
 
 
 @pytest.fixture(scope="module")

@@ -30,9 +30,11 @@ import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
-from .bundle import TENSORS, Bundle, write_bundle
-from .decoder import Decoder
-from .session import CUDA, ENCODER_FILE, Encoder, create_session, read_model_info, session_options
+from sam2enc.bundle import TENSORS, Bundle, write_bundle
+from sam2enc.decoder import Decoder
+from sam2enc.encoder import CUDA, Encoder, create_session, session_options
+from sam2enc.export import cached_random_export
+from sam2enc.modeldir import DECODER_FILES, DEFAULT_MODELS_DIR, ENCODER_FILE, MODEL_INFO_FILE, ModelInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "bench-models"
@@ -69,37 +71,26 @@ def test_jpegs(directory: Path) -> dict[str, Path]:
 
 def random_tiny() -> Path:
     """The random-weight SAM2.1 tiny export, built once into .cache/bench-models/."""
-    directory = CACHE / "tiny-random"
-    if not (directory / "model.json").exists():
-        import torch
-
-        from .export import export_model, load_sam2
-
-        directory.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(0)
-        checkpoint = directory / "random_tiny.pt"
-        torch.save({"model": load_sam2("tiny", None).state_dict()}, checkpoint)
-        export_model("tiny", checkpoint, directory, log=lambda _: None)
-    return directory
+    return cached_random_export(CACHE, "tiny")
 
 
-def checkpoint_for(models: Path, info: dict) -> Path | None:
-    candidates = [models / "random_tiny.pt", models / f"{info['model']}.pt"]
+def checkpoint_for(models: Path, info: ModelInfo) -> Path | None:
+    candidates = [*models.glob("random_*.pt"), models / f"{info.model}.pt"]
     return next((c for c in candidates if c.exists()), None)
 
 
-def bench_encoder_vs_torch(models: Path, info: dict, threads: int, runs: int) -> dict:
+def bench_encoder_vs_torch(models: Path, info: ModelInfo, threads: int, runs: int) -> dict:
     """ONNX Runtime and PyTorch eager on the same weights, threads and input, interleaved."""
     import torch
 
-    from .export import EncoderGraph, load_sam2, sample_image
+    from sam2enc.export import EncoderGraph, load_sam2, sample_image
 
     checkpoint = checkpoint_for(models, info)
     if checkpoint is None:
         return {"torch": "no checkpoint beside the ONNX files"}
     torch.set_grad_enabled(False)
     torch.set_num_threads(threads)
-    graph = EncoderGraph(load_sam2(info["size"], checkpoint)).eval()
+    graph = EncoderGraph(load_sam2(info.size, checkpoint)).eval()
     image = sample_image()
     session = create_session(models / ENCODER_FILE, "cpu", threads, spinning=False)
     feed = {"image": image.numpy()}
@@ -114,8 +105,8 @@ def bench_encoder_vs_torch(models: Path, info: dict, threads: int, runs: int) ->
 
 
 def bench_preprocess(jpegs: dict[str, Path], runs: int) -> dict:
-    from .image import load_image
-    from .preprocess import preprocess
+    from sam2enc.image import load_image
+    from sam2enc.preprocess import preprocess
 
     result = {}
     for label, path in jpegs.items():
@@ -145,7 +136,7 @@ def bench_write(encoder: Encoder, runs: int) -> dict:
 
 
 def bench_predict(models: Path, jpegs: dict[str, Path], runs: int) -> dict:
-    from .service import EncoderService
+    from sam2enc.service import EncoderService
 
     service = EncoderService(models, device="cpu")
     return {
@@ -155,12 +146,12 @@ def bench_predict(models: Path, jpegs: dict[str, Path], runs: int) -> dict:
 
 
 def bench_decoder(models: Path, encoder: Encoder, clicks: int) -> dict:
-    from .pipeline import encode
+    from sam2enc.pipeline import encode
 
     bundle = encode(PHOTO, encoder)
     rng = np.random.default_rng(0)
     result = {}
-    for name, hires in (("decoder.onnx", False), ("decoder_hires.onnx", True)):
+    for name, hires in zip(DECODER_FILES, (False, True)):
         decoder = Decoder(models, hires=hires)
         times = []
         for _ in range(clicks):
@@ -201,7 +192,7 @@ def fp16_encoder(models: Path) -> Path:
     import onnx
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
-    target = CACHE / f"{read_model_info(models)['model']}-{models.resolve().name}" / "encoder_fp16.onnx"
+    target = CACHE / f"{ModelInfo.read(models).model}-{models.resolve().name}" / "encoder_fp16.onnx"
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         model = convert_float_to_float16(
@@ -224,7 +215,7 @@ def fp16_encoder(models: Path) -> Path:
 
 
 def bench_gpu_path(models: Path, device: str, runs: int) -> dict:
-    from .export import relative_l2
+    from sam2enc.export import relative_l2
 
     provider_device = "cuda" if device == "cuda" else "cpu"
     image = np.random.default_rng(0).standard_normal((1, 3, 1024, 1024)).astype(np.float32)
@@ -288,14 +279,14 @@ def _runner(session: ort.InferenceSession, mode: str, image: np.ndarray, device:
 
 
 def bench_model(models: Path, jpegs: dict[str, Path], args: argparse.Namespace) -> dict:
-    info = read_model_info(models)
+    info = ModelInfo.read(models)
     print(
-        f"\n== {info['model']}{' (random weights)' if _is_random(models, info) else ''} in {models}",
+        f"\n== {info.model}{' (random weights)' if info.random_weights else ''} in {models}",
         flush=True,
     )
     encoder = Encoder(models, device="cpu", threads=args.threads)
     encoder.warm_up()
-    row: dict = {"model": info["model"], "models_dir": str(models), "provider": encoder.provider}
+    row: dict = {"model": info.model, "models_dir": str(models), "provider": encoder.provider}
     row["setup"] = bench_setup(models)
     row["encoder"] = bench_encoder_vs_torch(models, info, args.threads, args.runs)
     row["preprocess"] = bench_preprocess(jpegs, args.runs)
@@ -309,10 +300,6 @@ def bench_model(models: Path, jpegs: dict[str, Path], args: argparse.Namespace) 
     if not args.skip_gpu_path:
         row["gpu_path"] = bench_gpu_path(models, args.device, args.runs)
     return row
-
-
-def _is_random(models: Path, info: dict) -> bool:
-    return bool(info.get("randomWeights")) or (models / "random_tiny.pt").exists()
 
 
 def print_table(rows: list[dict]) -> None:
@@ -369,10 +356,8 @@ def machine() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m sam2enc.bench", description="Benchmark the serving path."
-    )
-    parser.add_argument("--models", type=Path, action="append", help="exported model dir (repeatable)")
+    parser = argparse.ArgumentParser(prog="python -m tools.bench", description="Benchmark the serving path.")
+    parser.add_argument("--models-dir", type=Path, action="append", help="exported model dir (repeatable)")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per measurement (median reported)")
     parser.add_argument("--clicks", type=int, default=40, help="decoder clicks timed")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="threads for both runtimes")
@@ -383,9 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=ROOT / "build" / "bench.json")
     args = parser.parse_args(argv)
 
-    models_dirs = args.models or [random_tiny()]
-    if not args.models and (ROOT / "weights" / "model.json").exists():
-        models_dirs.append(ROOT / "weights")
+    models_dirs = args.models_dir or [random_tiny()]
+    if not args.models_dir and (ROOT / DEFAULT_MODELS_DIR / MODEL_INFO_FILE).exists():
+        models_dirs.append(ROOT / DEFAULT_MODELS_DIR)
     print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory() as scratch:
         jpegs = test_jpegs(Path(scratch))

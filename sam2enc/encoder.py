@@ -1,70 +1,37 @@
-"""The ONNX Runtime encoder session: which provider it really got, and one run per image.
+"""The ONNX Runtime encoder: which provider it really got, and one run per image.
 
-The CUDA execution provider falls back to CPU silently when a CUDA or cuDNN library is missing, so
-after creating the session we read ``get_providers()`` back and either fail (``device="cuda"``) or warn
-(``device="auto"``). ONNX Runtime sessions are safe to ``run`` from several threads at once.
+The CUDA execution provider falls back to CPU silently when a CUDA or cuDNN library is missing, so after
+creating the session we read ``get_providers()`` back and either fail (``device="cuda"``, what the Cog
+image asks for) or warn (``device="auto"``, laptops and tests). ONNX Runtime sessions are safe to
+``run`` from several threads at once.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
 from .bundle import INPUT_SIZE, TENSORS
+from .cuda import cuda_diagnosis
 from .errors import ModelError, ProviderError
+from .modeldir import ENCODER_FILE, ModelInfo
 
-log = logging.getLogger("sam2enc")
+log = logging.getLogger(__name__)
 
-ENCODER_FILE = "encoder.onnx"
-DECODER_FILE = "decoder.onnx"
-DECODER_HIRES_FILE = "decoder_hires.onnx"
-MODEL_INFO_FILE = "model.json"
 DEVICES = ("auto", "cuda", "cpu")
+DEVICE_ENV = "SAM2ENC_DEVICE"
 CUDA = "CUDAExecutionProvider"
 CPU = "CPUExecutionProvider"
 
 
-def read_model_info(models_dir: str | os.PathLike) -> dict:
-    """model.json written at export: model name, checkpoint sha256, graphs."""
-    path = Path(models_dir) / MODEL_INFO_FILE
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ModelError(
-            f"{path} is missing: export the model first (`make weights MODEL=tiny` or "
-            "`python -m sam2enc export ...`)"
-        ) from None
-
-
-# What onnxruntime-gpu 1.2x/1.3x (CUDA 12, cuDNN 9) loads when the CUDA provider starts.
-CUDA_LIBRARIES = (
-    "libcudart.so.12",
-    "libcublas.so.12",
-    "libcublasLt.so.12",
-    "libcufft.so.11",
-    "libcurand.so.10",
-    "libcudnn.so.9",
-)
-
-
-def missing_cuda_libraries() -> list[str]:
-    """The CUDA/cuDNN libraries the dynamic loader cannot find, so an error can name them."""
-    import ctypes
-
-    missing = []
-    for name in CUDA_LIBRARIES:
-        try:
-            ctypes.CDLL(name)
-        except OSError:
-            missing.append(name)
-    return missing
+def device_from_env() -> str:
+    """``$SAM2ENC_DEVICE`` (the Cog image sets ``cuda``), else ``auto``."""
+    return os.environ.get(DEVICE_ENV, "").strip().lower() or "auto"
 
 
 def session_options(threads: int | None = None, spinning: bool = True) -> ort.SessionOptions:
@@ -87,7 +54,9 @@ def create_session(
 ) -> ort.InferenceSession:
     """Create an InferenceSession on the requested device and check what it actually got."""
     if device not in DEVICES:
-        raise ProviderError(f"device must be one of {', '.join(DEVICES)}, got {device!r}")
+        raise ProviderError(
+            f"device must be one of {', '.join(DEVICES)}, got {device!r} (from ${DEVICE_ENV} or device=)"
+        )
     if not path.is_file():
         raise ModelError(f"{path} is missing: export the model first (`make weights MODEL=tiny`)")
     want_cuda = device in ("auto", "cuda")
@@ -99,40 +68,33 @@ def create_session(
             log.debug("onnxruntime.preload_dlls() failed: %s", exc)
     providers = [CUDA, CPU] if want_cuda and CUDA in available else [CPU]
     session = ort.InferenceSession(str(path), session_options(threads, spinning), providers=providers)
-    got = session.get_providers()[0]
-    if want_cuda and got != CUDA:
-        if CUDA not in available:
-            reason = "this onnxruntime build has no CUDA provider (install onnxruntime-gpu)"
-        else:
-            missing = missing_cuda_libraries() or ["none of the usual ones; see ONNX Runtime's log"]
-            reason = f"the CUDA provider failed to load; missing: {', '.join(missing)}"
+    if want_cuda and session.get_providers()[0] != CUDA:
+        reason = cuda_diagnosis(has_provider=CUDA in available)
         if device == "cuda":
             raise ProviderError(f"device='cuda' was requested but {reason}")
         log.warning("Running on CPU: %s", reason)
     return session
 
 
-@dataclass
 class Encoder:
     """The exported encoder, ready to turn preprocessed images into the three fp16 feature maps."""
 
-    models_dir: Path
-    device: str = "auto"
-    threads: int | None = None
-    info: dict = field(init=False)
-    session: object = field(init=False, repr=False)
-    setup_seconds: float = field(init=False)
-
-    def __post_init__(self) -> None:
+    def __init__(
+        self, models_dir: str | os.PathLike, device: str = "auto", threads: int | None = None
+    ) -> None:
         start = time.perf_counter()
-        self.models_dir = Path(self.models_dir)
-        self.info = read_model_info(self.models_dir)
-        path = self.models_dir / ENCODER_FILE
-        self.session = create_session(path, self.device, self.threads, spinning=False)
+        self.models_dir = Path(models_dir)
+        self.info = ModelInfo.read(self.models_dir)
+        self.session: ort.InferenceSession = create_session(
+            self.models_dir / ENCODER_FILE, device, threads, spinning=False
+        )
         outputs = {o.name for o in self.session.get_outputs()}
         if outputs != set(TENSORS):
             raise ModelError(f"{ENCODER_FILE} outputs {sorted(outputs)}, expected {sorted(TENSORS)}")
         self.setup_seconds = time.perf_counter() - start
+
+    def __repr__(self) -> str:
+        return f"Encoder({self.info.model!r} in {self.models_dir}, on {self.provider})"
 
     @property
     def provider(self) -> str:
@@ -140,7 +102,8 @@ class Encoder:
 
     @property
     def model(self) -> dict:
-        return {"name": self.info["model"], "checkpointSha256": self.info.get("checkpointSha256")}
+        """The manifest's ``model`` entry."""
+        return {"name": self.info.model, "checkpointSha256": self.info.checkpoint_sha256}
 
     def warm_up(self) -> float:
         """One run on a blank image, so that the first user does not pay for kernel selection."""

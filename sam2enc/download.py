@@ -1,28 +1,31 @@
-"""Official SAM2.1 checkpoints: download with a progress bar, check sha256, export into weights/.
+"""Official SAM2.1 checkpoints: download through a .part file and keep them only if their sha256 matches.
 
 A checkpoint whose sha256 does not match is deleted and reported, never exported: the package never
-serves weights it cannot vouch for, and never falls back to random ones.
+serves weights it cannot vouch for, and never falls back to random ones. ``sam2enc weights`` chains this
+download with ``export`` (sam2enc/__main__.py).
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import urllib.request
 from pathlib import Path
 
 from .errors import ModelError
-from .models import get_model
+
+log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 
 
-def download(url: str, dest: Path, sha256: str, timeout: float = 60.0) -> Path:
+def download(url: str, dest: Path, sha256: str, timeout: float = 60.0, progress: bool = True) -> Path:
     """Fetch ``url`` into ``dest`` through a .part file; keep it only if its sha256 matches."""
     from tqdm import tqdm
 
     if dest.exists() and sha256_file(dest) == sha256:
-        print(f"{dest} already present, sha256 verified")
+        log.info("%s already present, sha256 verified", dest)
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(dest.name + ".part")
@@ -30,7 +33,7 @@ def download(url: str, dest: Path, sha256: str, timeout: float = 60.0) -> Path:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(partial, "wb") as out:
             total = int(response.headers.get("Content-Length") or 0) or None
-            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name) as bar:
+            with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
                 while block := response.read(CHUNK):
                     out.write(block)
                     digest.update(block)
@@ -42,18 +45,8 @@ def download(url: str, dest: Path, sha256: str, timeout: float = 60.0) -> Path:
         partial.unlink(missing_ok=True)
         raise ModelError(f"{url} has sha256 {digest.hexdigest()}, expected {sha256}: download discarded")
     os.replace(partial, dest)
+    log.info("downloaded %s (%d bytes, sha256 verified)", dest, dest.stat().st_size)
     return dest
-
-
-def fetch_and_export(model_name: str, out_dir: str | os.PathLike, url: str | None = None) -> Path:
-    """``make weights MODEL=...``: the checkpoint into out_dir, then the ONNX export beside it."""
-    from .export import export_model
-
-    spec = get_model(model_name)
-    out_dir = Path(out_dir)
-    checkpoint = download(url or spec.checkpoint_url, out_dir / spec.checkpoint_filename, spec.sha256)
-    export_model(model_name, checkpoint, out_dir)
-    return out_dir
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -6,7 +6,7 @@ OpenAPI 3.0.2 document the CLI's generator does (pkg/schema/openapi_spec.go), fr
 signature as Cog's inspector reads it, so the committed file and the code cannot drift unnoticed:
 tests/test_server.py regenerates it and compares.
 
-    python -m sam2enc.cog_schema            # rewrite .cog/openapi_schema.json
+    python -m tools.cog_schema             # rewrite .cog/openapi_schema.json
 """
 
 from __future__ import annotations

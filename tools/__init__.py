@@ -1,0 +1,1 @@
+"""Build, measure and demo tools: run from the repository root as `python -m tools.<name>`."""
