@@ -2,35 +2,64 @@
 
     from sam2enc.client import encode_remote
     token = os.environ["REPLICATE_API_TOKEN"]
-    bundle = encode_remote("photo.jpg", "you/sam2enc:<version id>", api_token=token)
+    bundle = encode_remote("photo.jpg", "you/sam2enc", api_token=token)
 
-``encode_remote`` goes through Replicate's HTTP API with the Replicate Python client, which uploads
-the photo to ``/v1/files`` first (Replicate recommends data: URIs only below 1 MB, and echoes the input
-back in every poll). ``encode_cog`` posts to any Cog server (``cog serve``, ``make serve``). Output
-files are matched by name, never by position: Cog lists uploaded files in the order their uploads
-finish. The API token goes to the API only, never to the hosts that serve the output files.
+``encode_remote`` speaks Replicate's HTTP API (the published OpenAPI schema; the tests validate every
+request against it) with the standard library, as the official clients do: the photo is uploaded to
+``/v1/files`` first (Replicate recommends data: URIs only below 1 MB, and echoes the input back in every
+poll), ``owner/name`` of a user's own model is resolved to its latest version (only official models run
+by name), the prediction is created with a ``Cancel-After`` deadline and polled until it is final, 429s
+are retried after ``Retry-After``. It is not built on ``replicate.Client``: replicate 1.0.7's pydantic
+``Prediction`` rejects the ``aborted`` status, which would reach the caller as a ValidationError.
+``encode_cog`` posts to any Cog server (``cog serve``, ``make serve``). Output files are matched by name,
+never by position: Cog lists uploaded files in the order their uploads finish.
+
+The API token goes to the API's origin and, when an output download asks for it (401/403), to
+``https://replicate.delivery`` and ``https://*.replicate.delivery`` only — never to another host, never
+over plain http except to a loopback stand-in, never along a redirect.
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import email.utils
+import ipaddress
 import json
+import math
 import mimetypes
 import os
 import re
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+import uuid
 from pathlib import Path
 
 from .bundle import BYTE_LENGTH, EMBEDDING_FILE, MANIFEST_FILE, Bundle, parse_bundle
 from .errors import BundleError, ImageError, RemoteError
 
+API = "https://api.replicate.com"
 TIMEOUT = 600.0  # a cold boot on Replicate takes minutes; the encoder itself a second or two
 MAX_OUTPUT = 2 * BYTE_LENGTH  # never read more than this from an output URL
-TERMINAL = ("succeeded", "failed", "canceled")
+MAX_ANSWER = 16 * 1024 * 1024  # nor more than this from an API answer (a prediction carries its logs)
+MAX_UPLOAD = 100 * 1000 * 1000  # Replicate's files API: "Files must be less than 100MB in size"
+MIN_CANCEL_AFTER = 5  # seconds: the schema's minimum for Cancel-After
+RETRIES = 5  # replicate-javascript's default maxRetries for 429 (and 5xx on GET)
+TERMINAL = ("succeeded", "failed", "canceled", "aborted")
+DELIVERY = "replicate.delivery"
+USER_AGENT = "sam2enc"
 VERSION_ID = re.compile(r"[A-Za-z0-9_.-]+")
+MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
+
+
+class _Refused(RemoteError):
+    """The API answered an error; ``status`` lets callers give a better sentence for some of them."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def encode_remote(
@@ -42,36 +71,32 @@ def encode_remote(
 ) -> Bundle:
     """Encode a photo on Replicate (or a Replicate-compatible API) → verified bundle.
 
-    ``model`` is ``owner/name:version``, a bare version id, or ``owner/name`` (Replicate's endpoint for
-    official models, which runs their latest version). ``api_token`` defaults to
-    ``$REPLICATE_API_TOKEN``; ``base_url`` to Replicate's API.
+    ``model`` is ``owner/name`` (its latest version; official models run by name), ``owner/name:version``
+    or a bare version id. ``api_token`` defaults to ``$REPLICATE_API_TOKEN``; ``base_url`` to
+    ``$REPLICATE_BASE_URL`` or Replicate's API. ``timeout`` bounds the whole call and is sent as the
+    prediction's ``Cancel-After`` (at least 5 s), so Replicate stops it too. Every failure is a
+    ``RemoteError`` (or ``ImageError``/``BundleError``) with one sentence saying what happened.
     """
-    import httpx
-    import replicate
-    from replicate.exceptions import ReplicateError
-
-    client = replicate.Client(
-        api_token=api_token, base_url=base_url, timeout=httpx.Timeout(60.0, connect=10.0)
-    )
-    where = base_url or os.environ.get("REPLICATE_BASE_URL") or "https://api.replicate.com"
-    target = _target(model)
-    deadline = time.monotonic() + timeout
-    try:
-        with _open(image) as photo:
-            prediction = client.predictions.create(**target, input={"image": photo})
-        while prediction.status not in TERMINAL:
-            if time.monotonic() > deadline:
-                _cancel(prediction)
-                raise RemoteError(f"prediction {prediction.id} did not finish within {timeout:g} s")
-            time.sleep(client.poll_interval)
-            prediction.reload()
-    except ReplicateError as exc:
-        raise RemoteError(_api_message(exc)) from None
-    except httpx.HTTPError as exc:
-        raise RemoteError(f"could not reach {where}: {exc or type(exc).__name__}") from None
-    if prediction.status != "succeeded":
-        raise RemoteError(f"prediction {prediction.id} {prediction.status}: {prediction.error}")
-    return bundle_from_outputs(prediction.output)
+    token = api_token or os.environ.get("REPLICATE_API_TOKEN")
+    if not token:
+        raise RemoteError("no API token: pass api_token= or set REPLICATE_API_TOKEN")
+    api = _Api(token, base_url, time.monotonic() + timeout)
+    with _open(image) as photo:
+        size = os.fstat(photo.fileno()).st_size
+        if size >= MAX_UPLOAD:
+            raise RemoteError(
+                f"{image} is {size / 1e6:.0f} MB: Replicate's files API takes files under 100 MB"
+            )
+        create_path, target = _resolve(api, model)
+        upload = api.call("POST", "/files", *_multipart(photo))
+    file_url = _get(upload, "urls", "get")
+    if not isinstance(file_url, str):
+        raise RemoteError(f"{api.base} answered the upload without the file's URL")
+    cancel_after = f"{max(MIN_CANCEL_AFTER, math.ceil(timeout))}s"
+    body = json.dumps({**target, "input": {"image": file_url}}).encode()
+    prediction = api.call("POST", create_path, body, headers={"Cancel-After": cancel_after})
+    prediction = _wait(api, prediction, timeout)
+    return bundle_from_outputs(prediction.get("output"), token=token, api_origin=api.base)
 
 
 def encode_cog(image: str | os.PathLike, url: str, timeout: float = TIMEOUT) -> Bundle:
@@ -93,17 +118,30 @@ def encode_cog(image: str | os.PathLike, url: str, timeout: float = TIMEOUT) -> 
     return bundle_from_outputs(result.get("output"))
 
 
-def bundle_from_outputs(outputs: object) -> Bundle:
-    """Fetch the two output files (URLs or data: URIs), match them by name, verify the bundle."""
-    if not (isinstance(outputs, list) and len(outputs) == 2 and all(isinstance(o, str) for o in outputs)):
+def bundle_from_outputs(outputs: object, token: str | None = None, api_origin: str | None = None) -> Bundle:
+    """Fetch the two output files (URLs or data: URIs), match them by name, verify the bundle.
+
+    ``token`` is offered to an output host that asks for it (401/403) when that host is the API's
+    origin (``api_origin``) or Replicate's delivery host; see ``token_allowed``."""
+    if isinstance(outputs, str):
+        outputs = [outputs]
+    if not (isinstance(outputs, list) and all(isinstance(o, str) for o in outputs)):
+        raise RemoteError(f"expected two output files, the model returned {outputs!r:.200}: not sam2enc?")
+    names = [_name(o) for o in outputs]
+    if len(outputs) == 1 and names[0] in (EMBEDDING_FILE, MANIFEST_FILE):
+        missing = MANIFEST_FILE if names[0] == EMBEDDING_FILE else EMBEDDING_FILE
+        raise RemoteError(
+            f"the prediction succeeded but returned only {names[0]}: {missing} is missing because the "
+            "model's upload of it failed (Cog uploads each output separately and only logs a failed "
+            "upload); run it again"
+        )
+    if len(outputs) != 2:
         raise RemoteError(f"expected two output files, the model returned {outputs!r:.200}: not sam2enc?")
     files: dict[str, bytes] = {}
-    for output in outputs:
-        payload = _fetch(output)
-        if output.startswith("data:"):  # inline outputs carry no name: tell them apart by content
+    for output, name in zip(outputs, names):
+        payload = _fetch(output, token, api_origin)
+        if name is None:  # inline outputs carry no name: tell them apart by content
             name = MANIFEST_FILE if payload.lstrip().startswith(b"{") else EMBEDDING_FILE
-        else:
-            name = output.split("?", 1)[0].rsplit("/", 1)[-1]
         files[name] = payload
     if set(files) != {EMBEDDING_FILE, MANIFEST_FILE}:
         raise RemoteError(
@@ -116,18 +154,189 @@ def bundle_from_outputs(outputs: object) -> Bundle:
     return parse_bundle(manifest, files[EMBEDDING_FILE], source="remote bundle")
 
 
-def _target(model: str) -> dict[str, str]:
-    """``owner/name:version`` and bare ids name a version; ``owner/name`` names a model."""
+def token_allowed(url: str, api_origin: str | None = None) -> bool:
+    """May the API token be sent to ``url``? Only to the API's own origin (scheme, host, port) and to
+    ``https://replicate.delivery`` / ``https://*.replicate.delivery`` on the default port; over plain
+    http only to a loopback address (a local stand-in)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    host = (parts.hostname or "").lower()
+    if parts.scheme == "http" and not _loopback(host):
+        return False
+    if api_origin is not None and _origin(url) == _origin(api_origin):
+        return parts.scheme in ("https", "http")
+    return (
+        parts.scheme == "https"
+        and port in (None, 443)
+        and (host == DELIVERY or host.endswith("." + DELIVERY))
+    )
+
+
+# --- the API --------------------------------------------------------------------------------------
+class _Api:
+    """Replicate's HTTP API with one token: JSON in and out, problem+json errors, 429s retried."""
+
+    def __init__(self, token: str, base_url: str | None, deadline: float) -> None:
+        self.base = (base_url or os.environ.get("REPLICATE_BASE_URL") or API).rstrip("/")
+        self.token = token
+        self.deadline = deadline
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        kind: str = "application/json",
+        headers: dict[str, str] | None = None,
+        retry: bool = True,
+    ) -> dict:
+        """The answer's JSON object; errors and unreachable hosts become one-sentence RemoteErrors."""
+        url = f"{self.base}/v1{path}"
+        sent = {
+            "Authorization": f"Bearer {self.token}",
+            "Accept": "application/json",
+            "User-Agent": USER_AGENT,
+        }
+        if body is not None:
+            sent["Content-Type"] = kind
+        sent.update(headers or {})
+        for attempt in range(RETRIES + 1):
+            request = urllib.request.Request(url, body, sent, method=method)
+            try:
+                status, answer_headers, payload = _send(request, MAX_ANSWER, follow=False)
+            except OSError as exc:
+                raise RemoteError(f"could not reach {self.base}: {_reason(exc)}") from None
+            # As replicate-javascript (lib/util.js, withAutomaticRetries): 429 for any method, 5xx for GET.
+            if retry and attempt < RETRIES and (status == 429 or (method == "GET" and status >= 500)):
+                wait = _retry_after(answer_headers.get("Retry-After"), attempt)
+                if time.monotonic() + wait < self.deadline:
+                    time.sleep(wait)
+                    continue
+            break
+        if len(payload) > MAX_ANSWER:
+            raise RemoteError(f"{self.base}'s answer to {method} {path} is larger than {MAX_ANSWER} bytes")
+        if 300 <= status < 400:
+            raise _Refused(
+                f"{self.base} answered {method} {path} with a redirect; the token does not follow one", status
+            )
+        if status >= 400:
+            raise _Refused(_problem(status, payload, answer_headers.get("Retry-After")), status)
+        try:
+            answer = json.loads(payload)
+        except (ValueError, UnicodeDecodeError):
+            answer = None
+        if not isinstance(answer, dict):
+            raise RemoteError(
+                f"{self.base} answered {method} {path} with something that is not a JSON object"
+            )
+        return answer
+
+
+def _problem(status: int, payload: bytes, retry_after: str | None) -> str:
+    """Replicate's errors are RFC 9457 problem documents: ``detail`` (or ``title``) says what happened."""
+    try:
+        problem = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        problem = None
+    detail = "no detail"
+    if isinstance(problem, dict):
+        detail = str(problem.get("detail") or problem.get("title") or detail)
+    if status == 401:
+        return f"Replicate refused the API token (401: {detail})"
+    if status == 429:
+        return (
+            f"Replicate is rate-limiting this token (429: {detail}); retry after {retry_after or 'a while'} s"
+        )
+    return f"Replicate refused the request ({status}: {detail})"
+
+
+def _resolve(api: _Api, model: str) -> tuple[str, dict[str, str]]:
+    """(create path, body fields) for ``owner/name:version``, a version id or ``owner/name``.
+
+    Only official models run by name (``POST /v1/models/{owner}/{name}/predictions``); for a user's own
+    model that endpoint answers 404 (replicate-javascript#347) or 422 (replicate-python#320), so
+    ``owner/name`` is resolved with ``GET /v1/models/{owner}/{name}`` to its ``latest_version``."""
     ref = model.strip()
-    if ":" in ref:
-        ref = ref.split(":", 1)[1]
-    elif "/" in ref:
-        return {"model": ref}
-    if not VERSION_ID.fullmatch(ref):
+    name, _, version = ref.rpartition(":")
+    if ":" in ref and (not MODEL_NAME.fullmatch(name) or not VERSION_ID.fullmatch(version)):
         raise RemoteError(f"{model!r} is not owner/name:version, a version id or owner/name")
-    return {"version": ref}
+    if ":" in ref:
+        return "/predictions", {"version": version}
+    if VERSION_ID.fullmatch(ref):
+        return "/predictions", {"version": ref}
+    if not MODEL_NAME.fullmatch(ref):
+        raise RemoteError(f"{model!r} is not owner/name:version, a version id or owner/name")
+    try:
+        found = api.call("GET", f"/models/{ref}")
+    except _Refused as exc:
+        if exc.status in (403, 404):
+            raise RemoteError(
+                f"{api.base} has no model {ref} that this token can see ({exc.status}): check the name and "
+                f"the token's account, or pass {ref}:<version id> from the model's Versions tab"
+            ) from None
+        raise
+    if found.get("is_official") is True:
+        return f"/models/{ref}/predictions", {}
+    latest = _get(found, "latest_version", "id")
+    if not isinstance(latest, str) or not VERSION_ID.fullmatch(latest):
+        raise RemoteError(
+            f"{ref} has no version to run yet: push one (cog push r8.im/{ref}) or pass {ref}:<version id>"
+        )
+    return "/predictions", {"version": latest}
 
 
+def _wait(api: _Api, prediction: dict, timeout: float) -> dict:
+    """Poll until the prediction is final; every final status but ``succeeded`` is one RemoteError."""
+    pid = prediction.get("id")
+    if not isinstance(pid, str) or not VERSION_ID.fullmatch(pid):
+        raise RemoteError(f"{api.base} answered the prediction request without a prediction id")
+    # replicate-python polls every $REPLICATE_POLL_INTERVAL seconds (0.5 by default)
+    interval = float(os.environ.get("REPLICATE_POLL_INTERVAL", "0.5"))
+    while (status := prediction.get("status")) not in TERMINAL:
+        if time.monotonic() > api.deadline:
+            with contextlib.suppress(RemoteError):  # best effort: the timeout is what the caller must hear
+                api.call("POST", f"/predictions/{pid}/cancel", retry=False)
+            raise RemoteError(f"prediction {pid} did not finish within {timeout:g} s and was canceled")
+        time.sleep(max(0.0, min(interval, api.deadline - time.monotonic())))
+        prediction = api.call("GET", f"/predictions/{pid}")
+    if status == "succeeded":
+        return prediction
+    if status == "failed":
+        raise RemoteError(f"prediction {pid} failed: {prediction.get('error') or 'the model gave no reason'}")
+    if status == "aborted":
+        raise RemoteError(
+            f"prediction {pid} was aborted: its deadline ({timeout:g} s) passed before the model started "
+            "(Replicate was still queueing or booting it); try again, or give a longer timeout="
+        )
+    raise RemoteError(
+        f"prediction {pid} was canceled before it finished (from the web page or the API, or its "
+        f"{timeout:g} s deadline passed while it ran)"
+    )
+
+
+def _get(obj: object, *keys: str) -> object:
+    for key in keys:
+        obj = obj.get(key) if isinstance(obj, dict) else None
+    return obj
+
+
+def _multipart(photo) -> tuple[bytes, str]:
+    """The photo as the official clients send it: one ``content`` part with its file name and type."""
+    filename = re.sub(r"[^A-Za-z0-9._ -]", "_", Path(photo.name).name)[:255] or "photo"
+    mime = mimetypes.guess_type(filename)[0] or "application/octet-stream"
+    boundary = uuid.uuid4().hex
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="content"; filename="{filename}"\r\n'
+        f"Content-Type: {mime}\r\n\r\n"
+    )
+    body = head.encode() + photo.read() + f"\r\n--{boundary}--\r\n".encode()
+    return body, f"multipart/form-data; boundary={boundary}"
+
+
+# --- downloads and HTTP ---------------------------------------------------------------------------
 def _open(image: str | os.PathLike):
     try:
         return Path(image).open("rb")
@@ -140,20 +349,15 @@ def _data_uri(photo) -> str:
     return f"data:{mime};base64,{base64.b64encode(photo.read()).decode()}"
 
 
-def _api_message(exc) -> str:
-    detail = exc.detail or exc.title or "no detail"
-    if exc.status == 401:
-        return f"Replicate refused the API token (401: {detail})"
-    return f"Replicate refused the request ({exc.status}: {detail})"
+def _name(output: str) -> str | None:
+    if output.startswith("data:"):
+        return None
+    return urllib.parse.unquote(output.split("?", 1)[0].rsplit("/", 1)[-1])
 
 
-def _cancel(prediction) -> None:
-    with contextlib.suppress(Exception):  # best effort: the timeout is what the caller needs to hear
-        prediction.cancel()
-
-
-def _fetch(url: str) -> bytes:
-    """Output URLs are pre-signed delivery links: no token is sent to them, and reads are bounded."""
+def _fetch(url: str, token: str | None = None, api_origin: str | None = None) -> bytes:
+    """An output file, read up to ``MAX_OUTPUT``. Delivery links are usually pre-signed, so the first
+    request carries no token; a 401/403 is retried once with it, and only where ``token_allowed``."""
     if url.startswith("data:"):
         try:
             return base64.b64decode(url.split(",", 1)[1], validate=True)
@@ -162,11 +366,79 @@ def _fetch(url: str) -> bytes:
     if not url.startswith(("https://", "http://")):
         raise RemoteError(f"an output is not a URL: {url[:100]!r}")
     shown = url.split("?", 1)[0]
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
     try:
-        with urllib.request.urlopen(url, timeout=120) as response:
-            payload = response.read(MAX_OUTPUT + 1)
+        status, _, payload = _send(request, MAX_OUTPUT, follow=True)
+        if status in (401, 403) and token and token_allowed(url, api_origin):
+            # Never along a redirect: urllib does not copy "unredirected" headers to the next hop.
+            request.add_unredirected_header("Authorization", f"Bearer {token}")
+            status, _, payload = _send(request, MAX_OUTPUT, follow=True)
     except OSError as exc:
-        raise RemoteError(f"could not download {shown}: {exc}") from None
+        raise RemoteError(f"could not download {shown}: {_reason(exc)}") from None
+    if status in (401, 403) and not (token and token_allowed(url, api_origin)):
+        raise RemoteError(
+            f"{shown} answered {status}: it wants a token, and the API token is only sent to the API and "
+            "to https://replicate.delivery"
+        )
+    if status != 200:
+        raise RemoteError(f"could not download {shown}: it answered {status}")
     if len(payload) > MAX_OUTPUT:
         raise RemoteError(f"{shown} is larger than a bundle file can be")
     return payload
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        return None  # the 3xx comes back as the answer
+
+
+class _HttpRedirects(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if not newurl.startswith(("https://", "http://")):
+            return None
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _send(request: urllib.request.Request, cap: int, follow: bool) -> tuple[int, dict[str, str], bytes]:
+    """(status, headers, at most ``cap + 1`` bytes of body) for any status; OSError if unreachable."""
+    opener = urllib.request.build_opener(_HttpRedirects if follow else _NoRedirects)
+    try:
+        with opener.open(request, timeout=120) as response:
+            return response.status, dict(response.headers), response.read(cap + 1)
+    except urllib.error.HTTPError as exc:
+        with exc:
+            return exc.code, dict(exc.headers or {}), exc.read(cap + 1)
+
+
+def _retry_after(value: str | None, attempt: int) -> float:
+    """Seconds to wait: ``Retry-After`` (seconds or an HTTP date), else exponential backoff from 0.5 s."""
+    value = (value or "").strip()
+    if value.isdigit():
+        return float(value)
+    with contextlib.suppress(TypeError, ValueError, IndexError):
+        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+    return 0.5 * 2**attempt
+
+
+def _reason(exc: OSError) -> str:
+    reason = getattr(exc, "reason", None) or exc.strerror or exc
+    return str(reason) or type(exc).__name__
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urllib.parse.urlsplit(url)
+    default = {"https": 443, "http": 80}.get(parts.scheme)
+    try:
+        port = parts.port or default
+    except ValueError:
+        port = -1
+    return parts.scheme, (parts.hostname or "").lower(), port
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,18 +1,23 @@
-"""The Python client helper against a local stand-in for Replicate's API running the real predictor."""
+"""The Python client against a local Replicate stand-in that follows the published schema and runs the
+real predictor; every request the client sends and every answer it gets is checked against the schema."""
 
 from __future__ import annotations
 
 import base64
 import json
 import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+import sam2enc.client as client_module
 from sam2enc.bundle import BundleError
-from sam2enc.client import RemoteError, bundle_from_outputs, encode_cog, encode_remote
+from sam2enc.client import RemoteError, bundle_from_outputs, encode_cog, encode_remote, token_allowed
 from sam2enc.errors import ImageError
 from sam2enc.pipeline import encode
-from tests.replicate_standin import ReplicateStandIn
+from tests.replicate_standin import OFFICIAL_VERSION, VERSION, ReplicateStandIn
 
 TOKEN = "r8_test_token_0123456789"
 
@@ -26,10 +31,12 @@ def standin(models_dir):
 
 @pytest.fixture
 def replicate_api(standin, monkeypatch):
-    """The shared stand-in, its test knobs reset after each test; the client polls every 50 ms."""
+    """The shared stand-in; after each test, nothing sent or answered may have broken the schema."""
     monkeypatch.setenv("REPLICATE_POLL_INTERVAL", "0.05")
+    standin.take_violations()
     yield standin
-    standin.delay, standin.fake_output = 0.0, None
+    standin.reset()
+    assert standin.take_violations() == []
 
 
 @pytest.fixture(scope="module")
@@ -37,35 +44,135 @@ def rocket_bundle(photos, encoder):
     return encode(photos["rocket"], encoder)
 
 
-def test_encode_remote_uploads_the_photo_and_returns_the_verified_bundle(
-    replicate_api, photos, rocket_bundle
-):
+def run(api: ReplicateStandIn, photo, model: str = f"me/sam2enc:{VERSION}", **kwargs):
+    return encode_remote(photo, model, api_token=TOKEN, base_url=api.url, **kwargs)
+
+
+def created(api: ReplicateStandIn, before: int) -> dict:
+    """The prediction the client created since request number ``before``."""
+    pid = next(p.rsplit("/", 1)[-1] for m, p in api.requests[before:] if m == "GET" and "/predictions/" in p)
+    return api.predictions[pid]
+
+
+def test_by_version_uploads_the_photo_and_returns_the_verified_bundle(replicate_api, photos, rocket_bundle):
     before = len(replicate_api.requests)
-    bundle = encode_remote(photos["rocket"], "me/sam2enc:abc123", api_token=TOKEN, base_url=replicate_api.url)
+    bundle = run(replicate_api, photos["rocket"], timeout=90)
     assert bundle.to_bytes() == rocket_bundle.to_bytes()
     assert (bundle.original_width, bundle.original_height) == (640, 427)
     calls = replicate_api.requests[before:]
     assert calls[:2] == [("POST", "/v1/files"), ("POST", "/v1/predictions")], calls
-    prediction = replicate_api.predictions[calls[-1][1].rsplit("/", 1)[-1]]
-    assert prediction["version"] == "abc123"
+    prediction = created(replicate_api, before)
+    assert prediction["version"] == VERSION
     assert prediction["input"]["image"].startswith(f"{replicate_api.url}/v1/files/")
+    assert replicate_api.headers[("POST", "/v1/predictions")]["Cancel-After"] == "90s"
     assert set(replicate_api.seen_authorization[before:]) == {f"Bearer {TOKEN}"}
+    assert {auth for _, auth in replicate_api.downloads[-2:]} == {None}, (
+        "pre-signed: no token needed, none sent"
+    )
+
+
+@pytest.mark.parametrize("model", ["me/sam2enc", VERSION, " me/sam2enc:abc "])
+def test_a_users_own_model_runs_by_name_by_version_or_by_id(replicate_api, photos, rocket_bundle, model):
+    """Only official models run by name on Replicate: owner/name is resolved to its latest version."""
+    before = len(replicate_api.requests)
+    assert run(replicate_api, photos["rocket"], model).to_bytes() == rocket_bundle.to_bytes()
+    calls = replicate_api.requests[before:]
+    assert not any(p.endswith("/sam2enc/predictions") for _, p in calls), calls
+    assert (("GET", "/v1/models/me/sam2enc") in calls) == (model == "me/sam2enc")
+    assert created(replicate_api, before)["version"] == ("abc" if "abc" in model else VERSION)
+
+
+def test_an_official_model_runs_by_name(replicate_api, photos, rocket_bundle):
+    before = len(replicate_api.requests)
+    assert run(replicate_api, photos["rocket"], "acme/official").to_bytes() == rocket_bundle.to_bytes()
+    assert ("POST", "/v1/models/acme/official/predictions") in replicate_api.requests[before:]
+    assert created(replicate_api, before)["version"] == "hidden"
+    assert run(replicate_api, photos["rocket"], f"acme/official:{OFFICIAL_VERSION}").original_width == 640
+
+
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        ("me/empty", r"^me/empty has no version to run yet: push one .* or pass me/empty:<version id>$"),
+        (
+            "other/private",
+            r"has no model other/private that this token can see \(404\).*other/private:<version",
+        ),
+        ("nobody/nothing", r"has no model nobody/nothing that this token can see"),
+        ("me/sam2enc:" + "0" * 64, r"\(422: The specified version does not exist"),
+        ("me/sam2enc:abc:def", r"is not owner/name:version, a version id or owner/name"),
+    ],
+)
+def test_a_model_that_cannot_run_is_one_sentence(replicate_api, photos, model, message):
+    before = len(replicate_api.requests)
+    with pytest.raises(RemoteError, match=message):
+        run(replicate_api, photos["rocket"], model)
+    assert ("POST", "/v1/predictions") not in replicate_api.requests[before:] or "0" * 64 in model
 
 
 def test_a_failed_prediction_says_why(replicate_api, tmp_path):
     bad = tmp_path / "notes.jpg"
     bad.write_text("not a photo")
-    before = len(replicate_api.requests)
     with pytest.raises(
         RemoteError, match="failed: the uploaded image is not a supported image: it is a text"
     ):
-        encode_remote(bad, "me/sam2enc", api_token=TOKEN, base_url=replicate_api.url)
-    assert ("POST", "/v1/models/me/sam2enc/predictions") in replicate_api.requests[before:], "owner/name"
+        run(replicate_api, bad)
+
+
+@pytest.mark.parametrize(
+    "status, message",
+    [
+        ("aborted", r"was aborted: its deadline \(600 s\) passed before the model started"),
+        ("canceled", r"was canceled before it finished"),
+        ("failed", r"failed: the model gave no reason"),
+    ],
+)
+def test_every_final_status_ends_the_wait_with_a_sentence(replicate_api, photos, status, message):
+    """replicate 1.0.7's pydantic Prediction rejects `aborted`: no such exception may reach the caller."""
+    replicate_api.terminal = status
+    started = time.monotonic()
+    with pytest.raises(RemoteError, match=message):
+        run(replicate_api, photos["rocket"])
+    assert time.monotonic() - started < 10
+
+
+def test_the_deadline_is_sent_and_replicate_aborts_a_prediction_that_never_started(replicate_api, photos):
+    """Cancel-After = timeout; the stand-in honours it (time shrunk 50×): queued past it → aborted."""
+    replicate_api.deadline_scale, replicate_api.delay = 0.02, 3.0
+    with pytest.raises(RemoteError, match=r"was aborted: its deadline \(5 s\) passed"):
+        run(replicate_api, photos["rocket"], timeout=5)
+
+
+def test_a_prediction_that_never_finishes_is_canceled(replicate_api, photos):
+    replicate_api.delay = 3.0
+    with pytest.raises(RemoteError, match=r"did not finish within 0\.5 s and was canceled"):
+        run(replicate_api, photos["rocket"], timeout=0.5)
+    method, path = replicate_api.requests[-1]
+    assert method == "POST" and path.endswith("/cancel")
+    assert replicate_api.predictions[path.split("/")[3]]["status"] == "canceled"
 
 
 def test_a_wrong_token_is_refused(replicate_api, photos):
     with pytest.raises(RemoteError, match=r"Replicate refused the API token \(401: You did not pass"):
-        encode_remote(photos["rocket"], "abc123", api_token="wrong", base_url=replicate_api.url)
+        encode_remote(photos["rocket"], VERSION, api_token="wrong", base_url=replicate_api.url)
+
+
+def test_429_is_retried_after_retry_after(replicate_api, photos, rocket_bundle):
+    """Both official clients retry 429; replicate-javascript does so for POST too (lib/util.js)."""
+    replicate_api.throttle, replicate_api.retry_after = 2, "1"
+    before = len(replicate_api.requests)
+    started = time.monotonic()
+    assert run(replicate_api, photos["rocket"]).to_bytes() == rocket_bundle.to_bytes()
+    assert time.monotonic() - started >= 2.0, "Retry-After: 1, twice"
+    assert replicate_api.requests[before : before + 3] == [("POST", "/v1/files")] * 3
+
+
+def test_429_past_the_deadline_is_one_sentence(replicate_api, photos):
+    replicate_api.throttle, replicate_api.retry_after = 50, "3600"
+    started = time.monotonic()
+    with pytest.raises(RemoteError, match=r"rate-limiting this token \(429: Request was throttled.\); retry"):
+        run(replicate_api, photos["rocket"], timeout=30)
+    assert time.monotonic() - started < 5
 
 
 def test_an_unreachable_api_is_a_remote_error(photos):
@@ -73,12 +180,28 @@ def test_an_unreachable_api_is_a_remote_error(photos):
         s.bind(("127.0.0.1", 0))
         closed = f"http://127.0.0.1:{s.getsockname()[1]}"
     with pytest.raises(RemoteError, match=f"could not reach {closed}"):
-        encode_remote(photos["rocket"], "abc123", api_token=TOKEN, base_url=closed)
+        encode_remote(photos["rocket"], VERSION, api_token=TOKEN, base_url=closed)
 
 
 def test_a_missing_photo_is_an_image_error(replicate_api, tmp_path):
     with pytest.raises(ImageError, match=r"missing\.jpg cannot be read"):
-        encode_remote(tmp_path / "missing.jpg", "abc123", api_token=TOKEN, base_url=replicate_api.url)
+        run(replicate_api, tmp_path / "missing.jpg")
+
+
+def test_outputs_that_need_the_token_get_it_once(replicate_api, photos, rocket_bundle):
+    replicate_api.outputs_need_token = True
+    before = len(replicate_api.downloads)
+    assert run(replicate_api, photos["rocket"]).to_bytes() == rocket_bundle.to_bytes()
+    downloads = replicate_api.downloads[before:]
+    assert len(downloads) == 4, "one try without the token, one retry with it, per file"
+    assert sorted(auth or "" for _, auth in downloads) == ["", "", f"Bearer {TOKEN}", f"Bearer {TOKEN}"]
+
+
+@pytest.mark.parametrize("missing", ["embedding.bin", "manifest.json"])
+def test_one_missing_output_names_it_and_the_failed_upload(replicate_api, photos, missing):
+    replicate_api.drop_output = missing
+    with pytest.raises(RemoteError, match=rf"{missing} is missing because the model's upload of it failed"):
+        run(replicate_api, photos["rocket"])
 
 
 @pytest.mark.parametrize(
@@ -95,14 +218,117 @@ def test_a_wrong_output_is_refused(replicate_api, photos, names, message):
     urls = [f"{replicate_api.url}/delivery/other/{name}" for name in names]
     replicate_api.fake_output = urls if len(urls) > 1 else urls[0]
     with pytest.raises(RemoteError, match=message):
-        encode_remote(photos["rocket"], "abc123", api_token=TOKEN, base_url=replicate_api.url)
+        run(replicate_api, photos["rocket"])
 
 
-def test_a_prediction_that_never_finishes_is_canceled(replicate_api, photos):
-    replicate_api.delay = 3.0
-    with pytest.raises(RemoteError, match=r"did not finish within 0\.5 s"):
-        encode_remote(photos["rocket"], "abc123", api_token=TOKEN, base_url=replicate_api.url, timeout=0.5)
-    assert replicate_api.requests[-1][1].endswith("/cancel")
+def test_an_oversized_output_file_is_refused(replicate_api, photos):
+    replicate_api.files["big/manifest.json"] = b"{}"
+    replicate_api.files["big/embedding.bin"] = bytes(client_module.MAX_OUTPUT + 1)
+    replicate_api.fake_output = [
+        f"{replicate_api.url}/delivery/big/{n}" for n in ("manifest.json", "embedding.bin")
+    ]
+    with pytest.raises(RemoteError, match=r"embedding\.bin is larger than a bundle file can be"):
+        run(replicate_api, photos["rocket"])
+
+
+def test_an_oversized_api_answer_is_refused(replicate_api, photos, monkeypatch):
+    monkeypatch.setattr(client_module, "MAX_ANSWER", 300)  # a files API object is larger than this
+    with pytest.raises(RemoteError, match=r"answer to POST /files is larger than 300 bytes"):
+        run(replicate_api, photos["rocket"])
+
+
+# --- where the token may go (no network: a fake transport answers, refusals happen before it) -------
+ALLOWED = [
+    "https://replicate.delivery/pbxt/abc/embedding.bin",
+    "https://pbxt.replicate.delivery/abc/embedding.bin",
+    "https://REPLICATE.DELIVERY:443/abc/embedding.bin",
+    "https://api.replicate.com/v1/files/abc/download",
+]
+REFUSED = [
+    "https://evilreplicate.delivery/abc/embedding.bin",
+    "https://replicate.delivery.evil.com/abc/embedding.bin",
+    "http://replicate.delivery/abc/embedding.bin",
+    "http://pbxt.replicate.delivery/abc/embedding.bin",
+    "https://replicate.delivery:8443/abc/embedding.bin",
+    "https://replicate.com/abc/embedding.bin",
+    "https://example.com/abc/embedding.bin",
+    "https://api.replicate.com:8443/abc/embedding.bin",
+    "http://api.replicate.com/abc/embedding.bin",
+]
+
+
+@pytest.mark.parametrize("url", ALLOWED + REFUSED)
+def test_the_token_goes_to_the_api_and_replicate_delivery_only(url, monkeypatch):
+    sent: list[dict[str, str]] = []
+
+    def fake_send(request, cap, follow):
+        headers = {**request.headers, **request.unredirected_hdrs}
+        sent.append(headers)
+        return (200, {}, b"ok") if "Authorization" in headers else (401, {}, b"")
+
+    monkeypatch.setattr(client_module, "_send", fake_send)
+    allowed = url in ALLOWED
+    assert token_allowed(url, "https://api.replicate.com") is allowed
+    if allowed:
+        assert client_module._fetch(url, TOKEN, "https://api.replicate.com") == b"ok"
+        assert [h.get("Authorization") for h in sent] == [None, f"Bearer {TOKEN}"], "at most one retry"
+    else:
+        with pytest.raises(
+            RemoteError, match="answered 401: it wants a token, and the API token is only sent"
+        ):
+            client_module._fetch(url, TOKEN, "https://api.replicate.com")
+        assert sent == [{"User-agent": "sam2enc"}], "one request, no token"
+
+
+@pytest.mark.parametrize(
+    "url", ["file:///etc/passwd", "ftp://replicate.delivery/x", "//replicate.delivery/x"]
+)
+def test_outputs_that_are_not_http_urls_are_refused_before_connecting(url, monkeypatch):
+    monkeypatch.setattr(client_module, "_send", lambda *a, **k: pytest.fail("no request may be made"))
+    with pytest.raises(RemoteError, match="an output is not a URL"):
+        client_module._fetch(url, TOKEN, "https://api.replicate.com")
+
+
+def test_plain_http_carries_the_token_only_to_a_loopback_api():
+    assert token_allowed("http://127.0.0.1:8000/delivery/x", "http://127.0.0.1:8000")
+    assert token_allowed("http://localhost:8000/delivery/x", "http://localhost:8000")
+    assert not token_allowed("http://127.0.0.1:8001/delivery/x", "http://127.0.0.1:8000")
+    assert not token_allowed("http://10.0.0.5:8000/delivery/x", "http://10.0.0.5:8000")
+
+
+def test_the_token_never_follows_a_redirect():
+    """A delivery host that wants the token and then redirects: the next hop must not get it."""
+    seen: list[tuple[str, str | None]] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            seen.append((self.path, self.headers.get("Authorization")))
+            if self.path == "/final":
+                body = b"payload"
+                self.send_response(200)
+            elif self.headers.get("Authorization"):
+                body = b""
+                self.send_response(302)
+                self.send_header("Location", "/final")
+            else:
+                body = b""
+                self.send_response(401)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    origin = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        assert client_module._fetch(f"{origin}/out/embedding.bin", TOKEN, origin) == b"payload"
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == [("/out/embedding.bin", None), ("/out/embedding.bin", f"Bearer {TOKEN}"), ("/final", None)]
 
 
 def data_uri(payload: bytes) -> str:
@@ -120,7 +346,7 @@ def test_inline_outputs_are_told_apart_by_content_in_either_order(rocket_bundle)
 
 
 def test_encode_cog_against_cogs_own_server(models_dir, photos, encoder):
-    from tests.test_server import start_server
+    from tests.cogserver import start_server
 
     proc, url = start_server(models_dir)
     try:
