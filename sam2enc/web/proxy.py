@@ -1,17 +1,36 @@
 """A small proxy so a page can call Replicate with the user's own token.
 
 Replicate's API sends no CORS headers, so the page talks to this server instead, on the same origin
-as the app. It forwards exactly three API calls — ``POST /api/files`` (the photo, multipart, as
-Replicate's clients upload it: data: URIs are meant for files under 1 MB), ``POST /api/predictions``
-and ``GET /api/predictions/<id>`` — with the caller's ``Authorization`` header passed through
-unchanged, and fetches output files from the upstream's own origin or Replicate's delivery hosts only,
-following no redirect elsewhere. It stores nothing, never logs a header or a query string, caps
-request bodies, answers and upstream time, and answers 404/405 to everything else. It also serves
-the app, onnxruntime-web from node_modules, and the decoder graphs from the models directory.
+as the app. It forwards exactly these API calls, with the caller's ``Authorization`` header passed
+through unchanged (upstream = ``--upstream``, Replicate's ``https://api.replicate.com/v1`` by default):
+
+- ``POST /api/files`` → ``POST {upstream}/files``: the photo, multipart, as Replicate's clients upload
+  it (data: URIs are meant for files under 1 MB);
+- ``GET /api/models/<owner>/<name>`` → ``GET {upstream}/models/<owner>/<name>``: so the page can
+  resolve a user's own ``owner/name`` to ``latest_version.id`` (only official models run by name);
+- ``POST /api/predictions`` → ``POST {upstream}/predictions``, with ``Cancel-After: <n>s`` added
+  (``--cancel-after``, 600 s by default; Replicate cancels, or aborts if it never started, a
+  prediction still running then);
+- ``GET /api/predictions/<id>`` and ``POST /api/predictions/<id>/cancel``;
+- ``GET /api/files?url=<output URL>``: an output file, from the upstream's own origin or
+  ``https://replicate.delivery`` / ``https://*.replicate.delivery`` only. It is fetched without the
+  token first (delivery links are usually pre-signed); if that answers 401/403 and the request carried
+  ``Authorization``, it is retried once with it — to those hosts only, never over plain http except
+  to a loopback upstream. A download follows a redirect only to a host it could fetch directly and
+  never with the token; API calls follow none.
+
+Upstream answers, errors included (Replicate's are ``application/problem+json``), are passed through
+with their status and type. The proxy's own refusals are problem+json too, with ``"source": "proxy"``,
+so the page can tell "the local proxy refused" from "Replicate refused": 400/411 malformed bodies, 413
+bodies over 100 MB (Replicate's files limit), 403 output URLs on other hosts, 404/405 every other path,
+502 unreachable/redirecting/oversized upstream, 504 an upstream slower than 60 s. It stores nothing and
+never logs a header or a query string. It also serves the app, onnxruntime-web from node_modules, and
+the decoder graphs from the models directory.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import mimetypes
 import re
@@ -21,27 +40,33 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from . import assets
-
 log = logging.getLogger("sam2enc.web")
 
 STATIC = Path(__file__).parent / "static"
 ROOT = Path(__file__).resolve().parents[2]
 ORT_DIST = ROOT / "node_modules" / "onnxruntime-web" / "dist"
 DEFAULT_UPSTREAM = "https://api.replicate.com/v1"
-MAX_BODY = 30 * 1024 * 1024  # a 20 MB photo as a base64 data URI, plus JSON
+# Replicate's files API takes files under 100 MB ("Files must be less than 100MB in size"): the photo's
+# multipart upload may be that large, plus its part headers. Bodies are held in memory while forwarded.
+MAX_BODY = 100 * 1000 * 1000 + 64 * 1024
 MAX_ANSWER = 64 * 1024 * 1024  # an upstream answer or output file: the embedding is 8 MiB
 UPSTREAM_TIMEOUT = 60.0
+CANCEL_AFTER = 600  # seconds; sent as Cancel-After on every prediction created through the proxy
 MODEL_FILES = ("decoder.onnx", "decoder_hires.onnx", "model.json")
 DELIVERY_HOSTS = ("replicate.delivery",)
 PREDICTION_ID = re.compile(r"/api/predictions/([A-Za-z0-9_-]{1,64})")
+CANCEL = re.compile(r"/api/predictions/([A-Za-z0-9_-]{1,64})/cancel")
+MODEL = re.compile(r"/api/models/([A-Za-z0-9_.-]{1,100})/([A-Za-z0-9_.-]{1,100})")
 
 
 class Proxy(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], upstream: str, models_dir: Path) -> None:
+    def __init__(
+        self, address: tuple[str, int], upstream: str, models_dir: Path, cancel_after: int = CANCEL_AFTER
+    ) -> None:
         self.upstream = upstream.rstrip("/")
+        self.cancel_after = cancel_after
         self.models_dir = Path(models_dir)
         super().__init__(address, Handler)
 
@@ -50,8 +75,15 @@ class Proxy(ThreadingHTTPServer):
         parts, upstream = urllib.parse.urlsplit(url), urllib.parse.urlsplit(self.upstream)
         if (parts.scheme, parts.netloc) == (upstream.scheme, upstream.netloc):
             return True
-        host = parts.hostname or ""
+        host = (parts.hostname or "").lower()
         return parts.scheme == "https" and any(host == h or host.endswith("." + h) for h in DELIVERY_HOSTS)
+
+    def token_allowed(self, url: str) -> bool:
+        """Where a download may carry the caller's token: the hosts it may fetch from, over https, or
+        over plain http to a loopback upstream only (a local stand-in)."""
+        host = urllib.parse.urlsplit(url).hostname or ""
+        loopback = host in ("localhost", "::1") or host.startswith("127.")
+        return self.file_host_allowed(url) and (url.startswith("https://") or loopback)
 
 
 class RedirectRefused(urllib.error.URLError):
@@ -85,15 +117,26 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if match := PREDICTION_ID.fullmatch(path):
             return self._forward("GET", f"{self.server.upstream}/predictions/{match.group(1)}")
+        if match := MODEL.fullmatch(path):  # owner/name → latest_version.id, resolved by the page
+            return self._forward("GET", f"{self.server.upstream}/models/{match.group(1)}/{match.group(2)}")
         if path == "/api/files":
             return self._file()
-        if assets.for_server(self.server).serve(self, path):  # app, runtime, models, demo: with ETags
-            return None
+        if path in ("/", "/index.html"):
+            return self._static(STATIC / "index.html")
+        if path.startswith("/static/"):
+            return self._static(STATIC / path[len("/static/") :], root=STATIC)
+        if path.startswith("/vendor/ort/"):
+            return self._static(ORT_DIST / path[len("/vendor/ort/") :], root=ORT_DIST)
+        if path.startswith("/models/") and path[len("/models/") :] in MODEL_FILES:
+            return self._static(self.server.models_dir / path[len("/models/") :])
         return self._error(404, "not found")
 
     def do_POST(self) -> None:
         if self.path == "/api/predictions":
-            return self._forward("POST", f"{self.server.upstream}/predictions")
+            deadline = {"Cancel-After": f"{self.server.cancel_after}s"} if self.server.cancel_after else {}
+            return self._forward("POST", f"{self.server.upstream}/predictions", extra=deadline)
+        if match := CANCEL.fullmatch(self.path):
+            return self._forward("POST", f"{self.server.upstream}/predictions/{match.group(1)}/cancel")
         if self.path == "/api/files":  # the photo, uploaded as Replicate's clients do it
             if not self.headers.get("Content-Type", "").startswith("multipart/form-data;"):
                 return self._refuse(415, "upload the photo as multipart/form-data")
@@ -109,16 +152,21 @@ class Handler(BaseHTTPRequestHandler):
 
     def _known(self) -> bool:
         path = self.path.split("?", 1)[0]
-        return path in ("/", "/api/predictions", "/api/files") or bool(PREDICTION_ID.fullmatch(path))
+        known = (PREDICTION_ID, CANCEL, MODEL)
+        return path in ("/", "/api/predictions", "/api/files") or any(p.fullmatch(path) for p in known)
 
     # --- handlers ----------------------------------------------------------------------------------
-    def _forward(self, method: str, url: str, kind: str = "application/json") -> None:
+    def _forward(
+        self, method: str, url: str, kind: str = "application/json", extra: dict[str, str] | None = None
+    ) -> None:
         body = None
         if method == "POST":
             body = self._body()
             if body is None:
                 return None
-        headers = {"Content-Type": kind, "Accept": "application/json"}
+        headers = {"Accept": "application/json", **(extra or {})}
+        if body:  # the schema's GETs and cancel take no body, hence no Content-Type
+            headers["Content-Type"] = kind
         if auth := self.headers.get("Authorization"):
             headers["Authorization"] = auth
         self._relay(urllib.request.Request(url, body, headers, method=method))
@@ -128,7 +176,9 @@ class Handler(BaseHTTPRequestHandler):
         url = (query.get("url") or [""])[0]
         if not url.startswith(("https://", "http://")) or not self.server.file_host_allowed(url):
             return self._error(403, "only the upstream's output files can be fetched")
-        self._relay(urllib.request.Request(url))  # pre-signed: no token goes to file hosts
+        auth = self.headers.get("Authorization")
+        retry = auth if auth and self.server.token_allowed(url) else None
+        self._relay(urllib.request.Request(url), token_retry=retry)  # usually pre-signed: no token first
 
     def _body(self) -> bytes | None:
         """The request body, or None once an error has been sent (and the connection marked to close)."""
@@ -138,14 +188,18 @@ class Handler(BaseHTTPRequestHandler):
         if not raw.isdigit():
             return self._refuse(400, "Content-Length is not a number of bytes")
         if int(raw) > MAX_BODY:
-            return self._refuse(413, f"request body over {MAX_BODY // (1024 * 1024)} MB")
+            return self._refuse(
+                413, f"the request body is over this local proxy's {MAX_BODY // 1_000_000} MB limit"
+            )
         return self.rfile.read(int(raw))
 
     def _refuse(self, status: int, message: str) -> None:
         self.close_connection = True  # the unread body must not be parsed as the next request
         self._error(status, message)
 
-    def _relay(self, request: urllib.request.Request) -> None:
+    def _relay(self, request: urllib.request.Request, token_retry: str | None = None) -> None:
+        """Send ``request`` upstream and pass its answer back; ``token_retry``: a download that answers
+        401/403 is tried once more with this ``Authorization`` (never carried along a redirect)."""
         opener = urllib.request.build_opener(_Redirects(self.server.file_host_allowed))
         try:
             with opener.open(request, timeout=UPSTREAM_TIMEOUT) as response:
@@ -154,6 +208,10 @@ class Handler(BaseHTTPRequestHandler):
         except RedirectRefused:
             return self._error(502, "the upstream redirected to a host this proxy does not fetch from")
         except urllib.error.HTTPError as exc:
+            if exc.code in (401, 403) and token_retry is not None:  # at most one retry
+                exc.close()
+                request.add_unredirected_header("Authorization", token_retry)
+                return self._relay(request)
             status, payload, kind = exc.code, exc.read(MAX_ANSWER + 1), exc.headers.get("Content-Type")
         except TimeoutError:
             return self._error(504, "the upstream did not answer in time")
@@ -177,7 +235,9 @@ class Handler(BaseHTTPRequestHandler):
         self._send(200, path.read_bytes(), kind)
 
     def _error(self, status: int, message: str) -> None:
-        self._send(status, f'{{"detail": "{message}"}}'.encode(), "application/json")
+        """The proxy's own refusal, told apart from the upstream's (passed through as it came) by source."""
+        problem = {"title": "refused by the local sam2enc proxy", "detail": message, "status": status}
+        self._send(status, json.dumps({**problem, "source": "proxy"}).encode(), "application/problem+json")
 
     def _send(self, status: int, payload: bytes, kind: str) -> None:
         self.send_response(status)
@@ -194,5 +254,5 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
 
 
-def serve(host: str, port: int, upstream: str, models_dir: Path) -> Proxy:
-    return Proxy((host, port), upstream, models_dir)
+def serve(host: str, port: int, upstream: str, models_dir: Path, cancel_after: int = CANCEL_AFTER) -> Proxy:
+    return Proxy((host, port), upstream, models_dir, cancel_after)
