@@ -1,4 +1,5 @@
-"""python -m sam2enc.web serve [--host 127.0.0.1] [--port 8000] [--upstream URL] [--models DIR]"""
+"""python -m sam2enc.web serve [--host 127.0.0.1] [--port 8000] [--upstream URL] [--models-dir DIR]
+[--random-if-missing] [--no-demo]"""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
+from . import assets
 from .proxy import CANCEL_AFTER, DEFAULT_UPSTREAM, serve
 
 
@@ -25,12 +27,32 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECONDS",
         help=f"deadline sent as Cancel-After with every prediction (default {CANCEL_AFTER}; 0: none; min 5)",
     )
-    p.add_argument("--models", type=Path, default=Path("weights"), help="directory with decoder.onnx")
+    p.add_argument("--models-dir", type=Path, default=Path("weights"), help="directory with decoder.onnx")
+    p.add_argument(
+        "--random-if-missing",
+        action="store_true",
+        help="with no exported model, serve the loudly labelled random-weight tiny export (as make demo)",
+    )
+    p.add_argument("--no-demo", action="store_true", help="do not encode the demo photo at startup")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    models_dir = args.models_dir
+    if problem := assets.models_ready(models_dir):
+        if not args.random_if_missing:
+            print(f"error: {problem}.", file=sys.stderr)
+            return 2
+        models_dir = assets.random_models(assets.RANDOM_MODELS)
+    demo, reason = None, "started with --no-demo"
+    if not args.no_demo:
+        try:
+            demo = assets.demo_bundle(models_dir)
+        except Exception as exc:  # the app still works without its demo photo; say why
+            reason = f"encoding it failed ({exc})"
+            logging.getLogger("sam2enc.web").warning("no demo photo: %s", reason)
     if 0 < args.cancel_after < 5:
         parser.error("--cancel-after: Replicate's minimum is 5 seconds (0 sends no deadline)")
-    server = serve(args.host, args.port, args.upstream, args.models, cancel_after=args.cancel_after)
+    server = serve(args.host, args.port, args.upstream, models_dir, cancel_after=args.cancel_after)
+    assets.install(server, demo, reason)
     print(
         f"sam2enc web app on http://{args.host}:{server.server_address[1]}/ (upstream {args.upstream})",
         flush=True,

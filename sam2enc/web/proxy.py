@@ -40,6 +40,8 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from . import assets
+
 log = logging.getLogger("sam2enc.web")
 
 STATIC = Path(__file__).parent / "static"
@@ -121,14 +123,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._forward("GET", f"{self.server.upstream}/models/{match.group(1)}/{match.group(2)}")
         if path == "/api/files":
             return self._file()
-        if path in ("/", "/index.html"):
-            return self._static(STATIC / "index.html")
-        if path.startswith("/static/"):
-            return self._static(STATIC / path[len("/static/") :], root=STATIC)
-        if path.startswith("/vendor/ort/"):
-            return self._static(ORT_DIST / path[len("/vendor/ort/") :], root=ORT_DIST)
-        if path.startswith("/models/") and path[len("/models/") :] in MODEL_FILES:
-            return self._static(self.server.models_dir / path[len("/models/") :])
+        if assets.for_server(self.server).serve(self, path):  # app, runtime, models, demo: with ETags
+            return None
         return self._error(404, "not found")
 
     def do_POST(self) -> None:
