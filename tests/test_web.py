@@ -336,7 +336,8 @@ def test_encode_on_replicate_cancel_retry_and_a_failed_second_encode(
     w, h = state["size"]
     browser.click(w * 0.4, h * 0.5)
     assert iou(browser.canvas_mask(), expected(decoder, rocket, [(w * 0.4, h * 0.5, 1)])) >= 0.999
-    embedding, manifest = sorted(browser.download("#save-bundle", tmp_path / "s", count=2))
+    saved = {p.name.split(".", 2)[2]: p for p in browser.download("#save-bundle", tmp_path / "s", count=2)}
+    embedding, manifest = saved["embedding.bin"], saved["manifest.json"]
     assert json.loads(manifest.read_text())["originalWidth"] == w
     assert len(embedding.read_bytes()) == 8388608
 
@@ -368,8 +369,8 @@ def test_encode_on_replicate_cancel_retry_and_a_failed_second_encode(
 
 
 # --- demo, cache, keyboard, hover, accessibility, phone -----------------------------------------------
-def test_demo_keyboard_hover_and_a_cached_second_visit(browser, app):
-    browser.open(url(app))
+def test_demo_keyboard_hover_and_a_cached_second_visit(browser, app, tmp_path):
+    browser.open(url(app), profile=str(tmp_path / "profile"))
     browser.call("await ctx.page.click('#demo')")
     state = browser.ready()
     assert "RANDOM WEIGHTS" in state["notice"] and "WebGPU recommended" in state["notice"], state
@@ -389,7 +390,7 @@ def test_demo_keyboard_hover_and_a_cached_second_visit(browser, app):
     browser.call("await ctx.page.keyboard.press('ArrowDown')")
     state = browser.key("Shift+Enter")
     w, h = state["size"]
-    step = max(w, h) / 50
+    step = max(1, round(max(w, h) / 50))
     assert state["points"] == [[w / 2 + 2 * step, h / 2 - step, 1], [w / 2 + 2 * step, h / 2, 0]], state
 
     # hover preview: a mask under the pointer, no prompt placed
@@ -404,9 +405,12 @@ def test_demo_keyboard_hover_and_a_cached_second_visit(browser, app):
     # a second visit revalidates: a few 304s, under 1 MB on the wire (the first was ~15 MB)
     served = app[1]
     served.bytes_sent = 0
-    browser.call("await ctx.page.reload(); await ctx.page.click('#demo')")
+    browser.call("await ctx.page.close()")
+    browser.open(url(app), fresh=False)
+    browser.call("await ctx.page.click('#demo')")
     browser.ready()
     assert served.bytes_sent < 1_000_000, served.bytes_sent
+    browser.call("await ctx.context.close(); ctx.context = null")
 
 
 def test_phone_viewport_and_touch(browser, app, tmp_path):
@@ -416,6 +420,7 @@ def test_phone_viewport_and_touch(browser, app, tmp_path):
     width = browser.call("return ctx.page.evaluate(() => document.documentElement.scrollWidth)")
     box = browser.call("return ctx.page.locator('#ui-canvas').boundingBox()")
     assert width <= 390 and box["width"] <= 390, (width, box)
+    browser.call("await ctx.page.locator('#ui-canvas').scrollIntoViewIfNeeded()")
     tap = "const [x, y] = await ctx.at(args.x, args.y); await ctx.page.touchscreen.tap(x, y)"
     browser.call(tap, x=235, y=160)
     browser.settled()
@@ -423,7 +428,6 @@ def test_phone_viewport_and_touch(browser, app, tmp_path):
     browser.call(tap, x=100, y=400)
     state = browser.settled()
     assert [p[2] for p in state["points"]] == [1, 0], state["points"]
-    browser.call("await ctx.page.locator('#ui-canvas').scrollIntoViewIfNeeded()")
     browser.screenshot(REPORTS / "web-phone.png")
 
 

@@ -74,7 +74,7 @@ def random_models(cache: Path) -> Path:
         banner,
         banner,
     )
-    return cached_random_export(cache, log=log.info)
+    return cached_random_export(cache)
 
 
 class Assets:

@@ -9,19 +9,21 @@ const ctx = {
   chromium, browser: null, context: null, page: null, console: [],
 
   async launch({ executable, webgpu = false }) {
-    const args = ["--headless", "--no-sandbox", "--disable-quic", "--no-first-run",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync",
-      ...(webgpu ? ["--enable-unsafe-webgpu"] : ["--disable-gpu"])];
-    ctx.browser = await chromium.launch({ executablePath: executable, args });
+    ctx.launchOptions = { executablePath: executable, args: ["--headless", "--no-sandbox", "--disable-quic",
+      "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+      ...(webgpu ? ["--enable-unsafe-webgpu"] : ["--disable-gpu"])] };
+    ctx.browser = await chromium.launch(ctx.launchOptions);
   },
 
-  async open(url, { width = 1400, height = 1000, mobile = false, fresh = true } = {}) {
+  // `profile`: a persistent profile directory, with a disk cache as a person's browser has (the
+  // in-memory cache of a throwaway context keeps no entry over a few MB).
+  async open(url, { width = 1400, height = 1000, mobile = false, fresh = true, profile = null } = {}) {
     if (fresh || !ctx.context) {
       if (ctx.context) await ctx.context.close();
-      ctx.context = await ctx.browser.newContext({
-        viewport: { width, height }, acceptDownloads: true,
-        ...(mobile ? { isMobile: true, hasTouch: true, deviceScaleFactor: 1 } : {}),
-      });
+      const options = { viewport: { width, height }, acceptDownloads: true,
+        ...(mobile ? { isMobile: true, hasTouch: true, deviceScaleFactor: 1 } : {}) };
+      ctx.context = profile ? await chromium.launchPersistentContext(profile, { ...ctx.launchOptions, ...options })
+        : await ctx.browser.newContext(options);
     }
     ctx.page = await ctx.context.newPage();
     ctx.page.on("console", (m) => ctx.console.push(m.text()));
@@ -82,11 +84,13 @@ const ctx = {
   async download(selector, path, count = 1) {
     const files = [];
     const waiting = new Promise((resolve) => {
+      let seen = 0;
       ctx.page.on("download", async function on(d) {
-        const target = `${path}.${files.length}.${d.suggestedFilename()}`;
-        files.push(target);
+        const target = `${path}.${seen++}.${d.suggestedFilename()}`;
+        if (seen === count) ctx.page.off("download", on);
         await d.saveAs(target);
-        if (files.length === count) { ctx.page.off("download", on); resolve(); }
+        files.push(target);
+        if (files.length === count) resolve();
       });
     });
     await ctx.page.click(selector);
