@@ -8,7 +8,7 @@ MODEL ?= tiny
 MODELS_DIR ?= weights
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: install install-web web demo test lint format schema export weights serve bench push clean
+.PHONY: install install-web web bench-web demo test lint format schema export weights serve bench push clean
 
 install: $(VENV)/.installed install-web  ## .venv with every pinned dependency (CPU here), npm packages, chromium
 
@@ -57,6 +57,9 @@ serve: install  ## Cog's own HTTP server on 127.0.0.1:5000 over weights/ (PORT=.
 
 bench: install  ## time every step side by side (random tiny always, weights/ when present) -> build/bench.json
 	$(PY) -m tools.bench
+
+bench-web: install install-web  ## browser latency (headless chromium, WASM): 512² and 4000×3000 -> build/bench-web.json
+	$(PY) -m tools.bench_web --models-dir $(MODELS_DIR)
 
 push:  ## build and push to Replicate with the cog CLI (needs Docker): make push MODEL_REF=r8.im/you/sam2enc
 	@test -f $(MODELS_DIR)/model.json || { echo "run 'make weights MODEL=large' first"; exit 1; }
