@@ -8,7 +8,7 @@ MODEL ?= tiny
 MODELS_DIR ?= weights
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: install install-web web bench-web demo test lint format schema export weights serve bench push clean
+.PHONY: install install-web web bench-web demo test test-fast lint format schema export weights serve bench bench-gpu push clean
 
 install: $(VENV)/.installed install-web  ## .venv with every pinned dependency (CPU here), npm packages, chromium
 
@@ -36,6 +36,9 @@ test: install  ## lint, then the whole suite (CI runs exactly this)
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
 
+test-fast: install  ## the quick tier while developing: no browser, no servers, no slow builds
+	$(PY) -m pytest -q -m "not browser and not server and not slow"
+
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
@@ -57,6 +60,20 @@ serve: install  ## Cog's own HTTP server on 127.0.0.1:5000 over weights/ (PORT=.
 
 bench: install  ## time every step side by side (random tiny always, weights/ when present) -> build/bench.json
 	$(PY) -m tools.bench
+
+# On a machine with an NVIDIA GPU (driver >= 580 for CUDA 13): a venv with onnxruntime-gpu and the CUDA 13 +
+# cuDNN 9 libraries from pip (its [cuda,cudnn] extras), then the GPU table into build/bench.json.
+GPU_VENV := .venv-gpu
+$(GPU_VENV)/.installed: requirements-dev.txt requirements-serve.txt
+	$(PYTHON) -m venv $(GPU_VENV)
+	grep -v '^onnxruntime==' requirements-dev.txt > $(GPU_VENV)/requirements.txt
+	$(GPU_VENV)/bin/pip install -q -r $(GPU_VENV)/requirements.txt \
+		"$$(grep '^onnxruntime-gpu==' requirements-serve.txt | sed 's/==/[cuda,cudnn]==/')"
+	SAM2_BUILD_CUDA=0 $(GPU_VENV)/bin/pip install -q --no-deps --no-build-isolation sam2==1.1.0
+	touch $@
+
+bench-gpu: $(GPU_VENV)/.installed  ## GPU: encoder fp32 / I/O binding / fp16 p50+p95 with parity, predict() 12 MP; tiny and large
+	$(GPU_VENV)/bin/python -m tools.bench_gpu
 
 bench-web: install install-web  ## browser latency (headless chromium, WASM): 512² and 4000×3000 -> build/bench-web.json
 	$(PY) -m tools.bench_web --models-dir $(MODELS_DIR)

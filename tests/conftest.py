@@ -125,3 +125,23 @@ def pytest_terminal_summary(terminalreporter) -> None:
     terminalreporter.section("measured parity (random-weight SAM2.1 tiny vs SAM2ImagePredictor)")
     for row in _rows:
         terminalreporter.write_line("  ".join(f"{k}={v}" for k, v in row.items()))
+
+
+# Tiers, by what a test file starts: `make test-fast` runs neither browsers, servers nor slow builds.
+_TIERS = {
+    "test_web": ("browser", "server", "slow"),
+    "test_server": ("server",),
+    "test_client": ("server",),
+    "test_proxy": ("server",),
+    "test_replicate_contract": ("server",),
+    "test_serving_env": ("server", "slow"),
+    "test_bench": ("slow",),
+    "test_demo": ("slow",),
+    "test_package": ("slow",),
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for tier in _TIERS.get(item.module.__name__.rsplit(".", 1)[-1], ()):
+            item.add_marker(tier)
