@@ -12,11 +12,13 @@ export OMP_NUM_THREADS ?= 2
 
 install: $(VENV)/.installed install-web  ## .venv with every pinned dependency (CPU here), npm packages, chromium
 
-$(VENV)/.installed: requirements-dev.txt
+$(VENV)/.installed: requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements-dev.txt
 	# sam2 is an sdist that would build a CUDA extension and pull its own torch: neither is needed.
 	SAM2_BUILD_CUDA=0 $(PY) -m pip install -q --no-deps --no-build-isolation sam2==1.1.0
+	# sam2enc itself, editable, for the `sam2enc` command (its dependencies are the pins above).
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 install-web: node_modules/.package-lock.json  ## onnxruntime-web + playwright-core (npm, pinned) and Debian's chromium

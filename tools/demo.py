@@ -8,6 +8,7 @@ show that every step runs, not to segment.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -64,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--models-dir", type=Path, default=ROOT / DEFAULT_MODELS_DIR)
     parser.add_argument("--out", type=Path, default=ROOT / "out" / "demo")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, every warning shown")
     args = parser.parse_args(argv)
+    logging.basicConfig(format="%(message)s")
+    logging.getLogger("sam2enc").setLevel(logging.DEBUG if args.verbose else logging.INFO)
 
     from cog import Path as CogPath
 
