@@ -9,6 +9,7 @@ import logging
 import sys
 from pathlib import Path
 
+from ..modeldir import DEFAULT_MODELS_DIR
 from . import assets
 from .proxy import CANCEL_AFTER, DEFAULT_UPSTREAM, serve
 
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECONDS",
         help=f"deadline sent as Cancel-After with every prediction (default {CANCEL_AFTER}; 0: none; min 5)",
     )
-    p.add_argument("--models-dir", type=Path, default=Path("weights"), help="directory with decoder.onnx")
+    p.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR, help="directory with decoder.onnx")
     p.add_argument(
         "--random-if-missing",
         action="store_true",

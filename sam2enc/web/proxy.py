@@ -54,7 +54,6 @@ MAX_BODY = 100 * 1000 * 1000 + 64 * 1024
 MAX_ANSWER = 64 * 1024 * 1024  # an upstream answer or output file: the embedding is 8 MiB
 UPSTREAM_TIMEOUT = 60.0
 CANCEL_AFTER = 600  # seconds; sent as Cancel-After on every prediction created through the proxy
-MODEL_FILES = ("decoder.onnx", "decoder_hires.onnx", "model.json")
 DELIVERY_HOSTS = ("replicate.delivery",)
 PREDICTION_ID = re.compile(r"/api/predictions/([A-Za-z0-9_-]{1,64})")
 CANCEL = re.compile(r"/api/predictions/([A-Za-z0-9_-]{1,64})/cancel")
