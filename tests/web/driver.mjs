@@ -133,4 +133,8 @@ for await (const line of rl) {
   }
   process.stdout.write(`${JSON.stringify(reply)}\n`);
 }
-if (ctx.browser) await ctx.browser.close();
+// Closing can hang on a page with a request still open (a canceled prediction's last poll): give it a
+// few seconds, then exit; playwright kills the browser it launched when this process exits.
+const closing = Promise.all([ctx.context?.close(), ctx.browser?.close()]).catch(() => {});
+await Promise.race([closing, new Promise((r) => setTimeout(r, 3000))]);
+process.exit(0);

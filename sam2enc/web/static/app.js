@@ -582,6 +582,7 @@ worker.onmessage = ({ data }) => {
     setStatus(`Ready (${data.backend}${threads}). Click the photo to include, right-click to exclude, drag for a box.`, "ready");
     $("timing").textContent = `decoder warm-up ${data.warmupMs.toFixed(0)} ms`;
     notices(data);
+    layout(); // the notices may have moved the photo down: fit it again
     updateButtons();
     return;
   }
