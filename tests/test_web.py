@@ -248,7 +248,7 @@ def test_the_page_refuses_bad_bundles(browser, app, on_disk, tmp_path):
         browser.call("await ctx.page.setInputFiles('#open', args.files)", files=files)
         state = browser.call("return ctx.ready()")
         assert state["state"] == "error" and message in state["status"], (message, state)
-        browser.call("await ctx.page.focus('#ui-canvas'); await ctx.page.keyboard.press('Enter')")
+        browser.call("await ctx.page.focus('#mask-canvas'); await ctx.page.keyboard.press('Enter')")
         assert browser.state()["state"] == "refused"  # nothing is live: refused, not an invisible point
         assert browser.state()["points"] == []
 
@@ -299,7 +299,7 @@ def test_races_never_show_a_stale_mask(browser, app, on_disk, decoder):
     # a drag released outside the canvas ends the box there (clamped to the photo)
     browser.key("Escape")
     far = browser.call(
-        "const b = await ctx.page.locator('#ui-canvas').boundingBox(); return [b.x + b.width + 150, b.y + 40]"
+        "const b = await ctx.page.locator('#mask-canvas').boundingBox(); return [b.x + b.width + 99, b.y + 9]"
     )
     browser.call("await ctx.drag(20, 20, 0, 0, {outside: args.far})", far=far)
     state = browser.settled()
@@ -322,6 +322,13 @@ def test_encode_on_replicate_cancel_retry_and_a_failed_second_encode(
     assert browser.call(parse, t="me/sam2enc:abc123") == {"version": "abc123"}
     assert browser.call(parse, t="https://replicate.com/me/sam2enc/versions/abc123") == {"version": "abc123"}
     assert browser.call(parse, t="https://replicate.com/me/sam2enc") == {"owner": "me", "name": "sam2enc"}
+    refusal = "return ctx.page.evaluate(async (a) => (await import('/static/app.js')).refusal(...a), args.a)"
+    proxy_says = {"title": "Payload Too Large", "detail": "over 100 MB", "status": 413, "source": "proxy"}
+    assert browser.call(refusal, a=[413, proxy_says, "the photo upload"]).startswith(
+        "The local proxy refused"
+    )
+    replicate_says = {"title": "Unauthenticated", "detail": "Invalid token.", "status": 401}
+    assert browser.call(refusal, a=[401, replicate_says, "x"]) == "Replicate refused x (401): Invalid token."
 
     # owner/name of a user's own model: resolved to its latest version; 429 on the way retried
     browser.call("await ctx.page.click('summary')")
@@ -329,6 +336,7 @@ def test_encode_on_replicate_cancel_retry_and_a_failed_second_encode(
         "await ctx.page.fill('#token', args.t); await ctx.page.fill('#version', 'me/sam2enc')", t=TOKEN
     )
     standin.throttle, standin.retry_after = 1, "1"
+    standin.outputs_need_token = True  # the page's download passes the token to the proxy, which retries
     browser.call("await ctx.page.setInputFiles('#photo', args.p)", p=str(photos["rocket"]))
     state = browser.ready()
     assert "Encoded in" in state["remote"], state
@@ -367,6 +375,18 @@ def test_encode_on_replicate_cancel_retry_and_a_failed_second_encode(
     browser.call("await ctx.page.click('#encode')")
     assert browser.ready()["size"] == [600, 400]
 
+    # an aborted prediction and a succeeded one with a file missing: each one clear sentence
+    for knob, value, message in [
+        ("terminal", "aborted", "The prediction aborted: its deadline passed before it started."),
+        ("drop_output", "embedding.bin", "returned no embedding.bin: the model's upload of that file failed"),
+    ]:
+        standin.reset()
+        setattr(standin, knob, value)
+        browser.call("await ctx.page.click('#encode')")
+        state = browser.call("return ctx.ready()")
+        assert state["state"] == "error" and message in state["status"], state
+    standin.reset()
+
 
 # --- demo, cache, keyboard, hover, accessibility, phone -----------------------------------------------
 def test_demo_keyboard_hover_and_a_cached_second_visit(browser, app, tmp_path):
@@ -382,8 +402,22 @@ def test_demo_keyboard_hover_and_a_cached_second_visit(browser, app, tmp_path):
     assert unlabelled == [], unlabelled
     assert browser.call("return ctx.page.getAttribute('#status', 'role')") == "status"
 
+    # the three files dropped on the page, renamed as a browser saves repeated downloads
+    browser.call(
+        """await ctx.page.evaluate(async () => {
+          const get = async (u) => new Uint8Array(await (await fetch(u)).arrayBuffer());
+          const transfer = new DataTransfer();
+          transfer.items.add(new File([await get('/demo/photo')], 'photo (2).jpg'));
+          transfer.items.add(new File([await get('/demo/embedding.bin')], 'embedding (1).bin'));
+          transfer.items.add(new File([await get('/demo/manifest.json')], 'manifest (1).json'));
+          document.body.dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true }));
+        })"""
+    )
+    state = browser.ready()
+    assert state["size"] == [512, 512] and state["points"] == [], state
+
     # keyboard only: focus the photo, move with the arrows, Enter includes, Shift+Enter excludes
-    browser.call("await ctx.page.focus('#ui-canvas')")
+    browser.call("await ctx.page.focus('#mask-canvas')")
     for key in ("ArrowRight", "ArrowRight", "ArrowUp"):
         browser.call("await ctx.page.keyboard.press(args.k)", k=key)
     browser.key("Enter")
@@ -418,9 +452,9 @@ def test_phone_viewport_and_touch(browser, app, tmp_path):
     browser.call("await ctx.page.click('#demo')")
     state = browser.ready()
     width = browser.call("return ctx.page.evaluate(() => document.documentElement.scrollWidth)")
-    box = browser.call("return ctx.page.locator('#ui-canvas').boundingBox()")
+    box = browser.call("return ctx.page.locator('#mask-canvas').boundingBox()")
     assert width <= 390 and box["width"] <= 390, (width, box)
-    browser.call("await ctx.page.locator('#ui-canvas').scrollIntoViewIfNeeded()")
+    browser.call("await ctx.page.locator('#mask-canvas').scrollIntoViewIfNeeded()")
     tap = "const [x, y] = await ctx.at(args.x, args.y); await ctx.page.touchscreen.tap(x, y)"
     browser.call(tap, x=235, y=160)
     browser.settled()

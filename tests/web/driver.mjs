@@ -60,7 +60,7 @@ const ctx = {
 
   // Page coordinates of photo pixel (x, y), from the canvas's box — not from anything the page reports.
   async at(x, y) {
-    const box = await ctx.page.locator("#ui-canvas").boundingBox();
+    const box = await ctx.page.locator("#mask-canvas").boundingBox();
     const [w, h] = await ctx.page.evaluate(() => window.sam2enc.size);
     return [box.x + (x * box.width) / w, box.y + (y * box.height) / h];
   },
@@ -101,7 +101,7 @@ const ctx = {
   // The mask canvas as one byte per display pixel: 1 where alpha > 0.
   async canvasMask() {
     return ctx.page.evaluate(() => {
-      const c = document.getElementById("mask-canvas");
+      const c = document.getElementById("mask-layer");
       if (!c.width) return { width: 0, height: 0, data: "" };
       const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
       const bytes = new Uint8Array(c.width * c.height);
@@ -115,7 +115,7 @@ const ctx = {
   // RGBA of the marker canvas at photo pixel (x, y) offset by (dx, dy) CSS pixels.
   async uiPixel(x, y, dx = 0, dy = 0) {
     return ctx.page.evaluate(([x, y, dx, dy]) => {
-      const c = document.getElementById("ui-canvas");
+      const c = document.getElementById("mask-canvas");
       const k = c.width / window.sam2enc.size[0], dpr = c.width / c.getBoundingClientRect().width;
       return [...c.getContext("2d").getImageData(Math.round(x * k + dx * dpr), Math.round(y * k + dy * dpr), 1, 1).data];
     }, [x, y, dx, dy]);

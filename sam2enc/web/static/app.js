@@ -63,7 +63,7 @@ function retire() {
   bumpPrompts();
   S.width = S.height = 0;
   worker.postMessage({ type: "retire", gen: S.gen });
-  for (const id of ["photo-canvas", "mask-canvas", "ui-canvas"]) $(id).width = $(id).height = 0;
+  for (const id of ["photo-canvas", "mask-layer", "mask-canvas"]) $(id).width = $(id).height = 0;
   $("timing").textContent = "";
   updateButtons();
   return S.gen;
@@ -257,14 +257,16 @@ async function api(path, init = {}, what = "Replicate") {
       await sleep(wait * 1000);
       continue;
     }
-    if (!response.ok) {
-      const detail = body.detail || body.title || response.statusText;
-      const proxy = response.headers.get("X-Sam2enc-Proxy") || body.source === "proxy";
-      throw new Error(proxy ? `The local proxy refused ${what} (${response.status}): ${detail}`
-        : `Replicate refused ${what} (${response.status}): ${detail}`);
-    }
+    if (!response.ok) throw new Error(refusal(response.status, body, what));
     return body;
   }
+}
+
+/** One sentence for a refused call: the local proxy's own answers say `"source": "proxy"`. */
+export function refusal(status, body, what) {
+  const detail = body?.detail || body?.title || `HTTP ${status}`;
+  return body?.source === "proxy" ? `The local proxy refused ${what} (${status}): ${detail}`
+    : `Replicate refused ${what} (${status}): ${detail}`;
 }
 
 function abandonEncode(cancelRemote, message) {
@@ -387,7 +389,7 @@ function layout() {
   const dpr = window.devicePixelRatio || 1;
   const w = Math.min(S.width, Math.round(cssW * dpr)), h = Math.min(S.height, Math.round(cssH * dpr));
   S.display = { cssW, cssH, w, h, dpr };
-  for (const [id, cw, ch] of [["photo-canvas", w, h], ["mask-canvas", w, h], ["ui-canvas", Math.round(cssW * dpr), Math.round(cssH * dpr)]]) {
+  for (const [id, cw, ch] of [["photo-canvas", w, h], ["mask-layer", w, h], ["mask-canvas", Math.round(cssW * dpr), Math.round(cssH * dpr)]]) {
     const c = $(id);
     c.width = cw;
     c.height = ch;
@@ -454,14 +456,14 @@ function modeLabel() {
 }
 
 function toPhoto(event) {
-  const rect = $("ui-canvas").getBoundingClientRect();
+  const rect = $("mask-canvas").getBoundingClientRect();
   const x = ((event.clientX - rect.left) * S.width) / rect.width;
   const y = ((event.clientY - rect.top) * S.height) / rect.height;
   return [Math.min(Math.max(x, 0), S.width), Math.min(Math.max(y, 0), S.height)];
 }
 
 function markerAt(event) {
-  const rect = $("ui-canvas").getBoundingClientRect();
+  const rect = $("mask-canvas").getBoundingClientRect();
   const k = rect.width / S.width;
   const px = event.clientX - rect.left, py = event.clientY - rect.top;
   let found = -1, bestD = HIT;
@@ -472,7 +474,7 @@ function markerAt(event) {
   return found;
 }
 
-const ui = $("ui-canvas");
+const ui = $("mask-canvas");
 ui.addEventListener("contextmenu", (e) => e.preventDefault()); // right-click excludes; no menu
 ui.addEventListener("pointerdown", (e) => {
   if (e.button !== 0 && e.button !== 2) return;
@@ -640,7 +642,7 @@ function drawMask(data) {
 }
 
 function render() {
-  const canvas = $("mask-canvas");
+  const canvas = $("mask-layer");
   const ctx = canvas.getContext("2d");
   ctx.globalCompositeOperation = "source-over";
   ctx.clearRect(0, 0, canvas.width, canvas.height);
