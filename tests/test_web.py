@@ -14,6 +14,7 @@ SAM2ENC_WEBGPU_CLICKS=1 adds forced-WebGPU clicks (about a minute more).
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -114,7 +115,7 @@ def record(name: str, row: dict, report) -> None:
 
 def open_disk(browser, app, files, **query) -> dict:
     browser.open(url(app, **query))
-    browser.call("await ctx.page.setInputFiles('#open', args.files)", files=files)
+    browser.call("await ctx.page.setInputFiles('#bundle', args.files)", files=files)
     return browser.ready()
 
 
@@ -135,6 +136,8 @@ def test_prompts_download_and_cutout_equal_the_python_decoder(
     prompts = [(300, 200, 1), (120, 330, 0)]
     want = expected(decoder, bundle, prompts)
     assert iou(browser.canvas_mask(), want) >= 0.999, "mask on screen ≠ Python for the clicked pixels"
+    hook = browser.call("return ctx.page.evaluate(() => window.sam2enc.maskBase64())")
+    assert iou(np.frombuffer(base64.b64decode(hook), np.uint8).reshape(400, 600) == 1, want) >= 0.999
 
     # the markers are drawn: include a disc with "+", exclude a square with "−" (shape, not only colour)
     inc_corner, exc_corner = (
@@ -223,7 +226,7 @@ def test_exif_rotated_photo_and_a_photo_of_another_size(browser, app, on_disk, d
 
     # the coffee photo with the cat's bundle: refused, in one sentence that says why
     coffee, chelsea = on_disk["coffee"][1], on_disk["chelsea_exif6"][1]
-    browser.call("await ctx.page.setInputFiles('#open', args.files)", files=[coffee[0], *chelsea[1:]])
+    browser.call("await ctx.page.setInputFiles('#bundle', args.files)", files=[coffee[0], *chelsea[1:]])
     state = browser.call("return ctx.ready()")
     assert state["state"] == "error" and not state["ready"], state
     assert "This photo is 600×400 upright, but the bundle was encoded from a" in state["status"], state
@@ -245,7 +248,7 @@ def test_the_page_refuses_bad_bundles(browser, app, on_disk, tmp_path):
     ]
     browser.open(url(app))
     for files, message in cases:
-        browser.call("await ctx.page.setInputFiles('#open', args.files)", files=files)
+        browser.call("await ctx.page.setInputFiles('#bundle', args.files)", files=files)
         state = browser.call("return ctx.ready()")
         assert state["state"] == "error" and message in state["status"], (message, state)
         browser.call("await ctx.page.focus('#mask-canvas'); await ctx.page.keyboard.press('Enter')")
@@ -260,7 +263,7 @@ def test_races_never_show_a_stale_mask(browser, app, on_disk, decoder):
     browser.open(url(app, delay=500))  # each decode (the warm-up too) held 0.5 s
 
     # a click before Ready is refused visibly and not kept
-    browser.call("await ctx.page.setInputFiles('#open', args.files)", files=files)
+    browser.call("await ctx.page.setInputFiles('#bundle', args.files)", files=files)
     browser.call("await ctx.page.waitForFunction(() => window.sam2enc.size[0] > 0)")
     browser.call("await ctx.click(300, 200)")
     state = browser.state()
@@ -287,7 +290,7 @@ def test_races_never_show_a_stale_mask(browser, app, on_disk, decoder):
     # another bundle while a decode is in flight: the old result never lands on the new photo
     dropped = browser.state()["dropped"]
     browser.call("await ctx.click(500, 90)")
-    browser.call("await ctx.page.setInputFiles('#open', args.files)", files=cat_files)
+    browser.call("await ctx.page.setInputFiles('#bundle', args.files)", files=cat_files)
     state = browser.ready()
     browser.call("await ctx.page.waitForTimeout(700)")
     state = browser.state()
@@ -485,7 +488,7 @@ def test_auto_takes_webgpu_only_on_a_hardware_adapter(app, on_disk, decoder, rep
         assert got >= bound
         if WEBGPU_CLICKS:
             chromium.open(url(app, backend="webgpu"))
-            chromium.call("await ctx.page.setInputFiles('#open', args.files)", files=files)
+            chromium.call("await ctx.page.setInputFiles('#bundle', args.files)", files=files)
             if chromium.call("return ctx.ready(300000)")["ready"]:
                 chromium.click(120, 330)
                 got = iou(chromium.canvas_mask(), expected(decoder, bundle, [(120, 330, 1)]))

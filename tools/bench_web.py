@@ -61,7 +61,7 @@ def run(models_dir: Path, clicks: int = 12, out: Path | None = None) -> list[dic
                 directory = write_bundle(encode(photo, encoder), Path(scratch) / f"bundle_{width}x{height}")
                 files = [str(photo), str(directory / "embedding.bin"), str(directory / "manifest.json")]
                 browser.open(f"http://127.0.0.1:{proxy.server_address[1]}/?backend=wasm")
-                browser.call("await ctx.page.setInputFiles('#open', args.files)", files=files)
+                browser.call("await ctx.page.setInputFiles('#bundle', args.files)", files=files)
                 browser.ready()
                 for i in range(clicks):
                     browser.call("await ctx.page.keyboard.press('Escape')")

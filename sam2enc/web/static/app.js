@@ -38,6 +38,15 @@ window.sam2enc = {
   get size() { return [S.width, S.height]; },
   get display() { return { ...S.display }; },
   idle: () => !S.inflight && !S.pending,
+  // The mask on screen, one byte (0/1) per pixel of the display-size mask (the photo's own size
+  // whenever the photo fits the window), base64: what the page shows, for tests.
+  maskBase64: () => {
+    const rgba = S.lastMask ?? new Uint32Array(0);
+    const bytes = Uint8Array.from(rgba, (v) => (v ? 1 : 0));
+    let text = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+    return btoa(text);
+  },
 };
 
 function setStatus(text, kind) {
@@ -60,6 +69,10 @@ function retire() {
   S.drag = null;
   S.hover = null;
   S.cursor = null;
+  S.maskImage = null;
+  S.shown = false;
+  S.lastMask = null;
+  S.last = null;
   bumpPrompts();
   S.width = S.height = 0;
   worker.postMessage({ type: "retire", gen: S.gen });
@@ -163,7 +176,7 @@ async function openFiles(files) {
     if (gen === S.gen) fail(err);
   }
 }
-$("open").addEventListener("change", () => { if ($("open").files.length) openFiles([...$("open").files]); $("open").value = ""; });
+$("bundle").addEventListener("change", () => { if ($("bundle").files.length) openFiles([...$("bundle").files]); $("bundle").value = ""; });
 document.addEventListener("dragover", (e) => { e.preventDefault(); $("stage").classList.add("dragover"); });
 document.addEventListener("dragleave", () => $("stage").classList.remove("dragover"));
 document.addEventListener("drop", (e) => {
@@ -402,7 +415,7 @@ function layout() {
   ctx.imageSmoothingQuality = "high";
   ctx.drawImage(S.photo, 0, 0, w, h);
   S.maskImage = null;
-  S.shown = false;
+  S.shown = false; S.lastMask = null;
   render();
   drawUi();
   if (S.ready && (S.points.length || S.box)) schedule("prompt");
@@ -427,7 +440,7 @@ function afterEdit() {
   drawUi();
   updateButtons();
   if (S.points.length || S.box) schedule("prompt");
-  else { S.maskImage = null; S.shown = false; S.last = null; render(); }
+  else { S.maskImage = null; S.shown = false; S.lastMask = null; S.last = null; render(); }
 }
 
 function undo() {
@@ -520,7 +533,7 @@ ui.addEventListener("pointerup", (e) => finishDrag(e, true));
 ui.addEventListener("pointercancel", (e) => finishDrag(e, false));
 ui.addEventListener("lostpointercapture", (e) => finishDrag(e, true)); // released outside the window
 ui.addEventListener("pointerleave", () => {
-  if (S.hover) { S.hover = null; S.pending = null; if (S.points.length || S.box) schedule("prompt"); else { S.maskImage = null; S.shown = false; render(); } }
+  if (S.hover) { S.hover = null; S.pending = null; if (S.points.length || S.box) schedule("prompt"); else { S.maskImage = null; S.shown = false; S.lastMask = null; render(); } }
 });
 function boxFrom([x0, y0], [x1, y1]) {
   return [Math.min(x0, x1), Math.min(y0, y1), Math.max(x0, x1), Math.max(y0, y1)];
@@ -632,6 +645,7 @@ function notices(ready) {
 
 // --- drawing --------------------------------------------------------------------------------------------
 function drawMask(data) {
+  S.lastMask = data.rgba;
   const image = new ImageData(new Uint8ClampedArray(data.rgba.buffer), data.width, data.height);
   if (!S.maskImage || S.maskImage.width !== data.width || S.maskImage.height !== data.height) {
     S.maskImage = new OffscreenCanvas(data.width, data.height);
