@@ -8,7 +8,7 @@ MODEL ?= tiny
 MODELS_DIR ?= weights
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: install install-web web bench-web demo test test-fast lint format schema export weights serve bench bench-gpu push clean
+.PHONY: install install-web web bench-web demo test test-fast mutate lint format schema export weights serve bench bench-gpu push clean
 
 install: $(VENV)/.installed install-web  ## .venv with every pinned dependency (CPU here), npm packages, chromium
 
@@ -40,6 +40,9 @@ test: install  ## lint, then the whole suite (CI runs exactly this)
 
 test-fast: install  ## the quick tier while developing: no browser, no servers, no slow builds
 	$(PY) -m pytest -q -m "not browser and not server and not slow"
+
+mutate: install install-web  ## break each promise on purpose and check its tests go red (table; ~30 min; not in make test)
+	$(PY) -m tools.mutate
 
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

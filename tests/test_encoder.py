@@ -84,3 +84,21 @@ def test_unknown_device_and_missing_files(models_dir, tmp_path):
         create_session(models_dir / "decoder.onnx", "tpu")
     with pytest.raises(ModelError, match=r"model\.json is missing"):
         Encoder(tmp_path)
+
+
+def test_outputs_are_bound_by_name_whatever_order_the_graph_declares(models_dir, tmp_path):
+    """Exporters disagree on output order (samexporter: hr0, hr1, embed): the encoder binds by name."""
+    import numpy as np
+    import onnx
+
+    model = onnx.load(str(models_dir / "encoder.onnx"))
+    outputs = list(model.graph.output)
+    del model.graph.output[:]
+    model.graph.output.extend(reversed(outputs))
+    onnx.save(model, str(tmp_path / "encoder.onnx"))
+    shutil.copy(models_dir / "model.json", tmp_path / "model.json")
+    image = np.random.default_rng(0).standard_normal((1, 3, 1024, 1024)).astype(np.float32)
+    expected = Encoder(models_dir, device="cpu").run(image)
+    got = Encoder(tmp_path, device="cpu").run(image)
+    for name, value in expected.items():
+        np.testing.assert_array_equal(got[name], value, err_msg=name)
