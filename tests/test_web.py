@@ -165,7 +165,7 @@ def test_prompts_download_and_cutout_equal_the_python_decoder(
     state = browser.click(500, 90, shift=True)
     assert [p[2] for p in state["points"]] == [1, 0, 0], state["points"]
     assert iou(browser.canvas_mask(), expected(decoder, bundle, [*prompts, (500, 90, 0)])) >= 0.999
-    browser.key("Control+z")
+    browser.call("await ctx.page.click('#undo')")  # the button, then the shortcut
     state = browser.key("Control+z")
     assert state["points"] == [[300, 200, 1]], state["points"]
     one = expected(decoder, bundle, [(300, 200, 1)])
@@ -176,6 +176,8 @@ def test_prompts_download_and_cutout_equal_the_python_decoder(
     browser.call("await ctx.drag(150, 80, 480, 360)")
     state = browser.settled()
     assert state["box"] == [150, 80, 480, 360], state["box"]
+    edge = browser.call("return ctx.uiPixel(150, 220, 0, 0)")
+    assert edge[3] == 255, edge  # the box outline is drawn
     assert (
         iou(browser.canvas_mask(), expected(decoder, bundle, [(300, 200, 1)], (150, 80, 480, 360))) >= 0.999
     )
@@ -223,6 +225,9 @@ def test_exif_rotated_photo_and_a_photo_of_another_size(browser, app, on_disk, d
         browser.click(x, y, button="left" if label else "right")
     (mask_png,) = browser.download("#download-mask", tmp_path / "m")
     assert iou(png_mask(mask_png), expected(decoder, bundle, prompts)) >= 0.999
+
+    state = browser.call("await ctx.page.click('#clear'); return ctx.settled()")
+    assert state["points"] == [] and not browser.canvas_mask().any()
 
     # the coffee photo with the cat's bundle: refused, in one sentence that says why
     coffee, chelsea = on_disk["coffee"][1], on_disk["chelsea_exif6"][1]
@@ -378,6 +383,14 @@ def test_encode_on_replicate_cancel_retry_and_a_failed_second_encode(
     browser.call("await ctx.page.click('#encode')")
     assert browser.ready()["size"] == [600, 400]
 
+    # a second photo while the first is still encoding: the first prediction's result is ignored
+    standin.delay = 1
+    browser.call("await ctx.page.setInputFiles('#photo', args.p)", p=str(photos["rocket"]))
+    browser.call("await ctx.page.setInputFiles('#photo', args.p)", p=str(photos["coffee"]))
+    assert browser.ready()["size"] == [600, 400]
+    browser.call("await ctx.page.waitForTimeout(1500)")
+    assert browser.state()["size"] == [600, 400] and browser.state()["ready"]
+
     # an aborted prediction and a succeeded one with a file missing: each one clear sentence
     for knob, value, message in [
         ("terminal", "aborted", "The prediction aborted: its deadline passed before it started."),
@@ -465,6 +478,7 @@ def test_phone_viewport_and_touch(browser, app, tmp_path):
     browser.call(tap, x=100, y=400)
     state = browser.settled()
     assert [p[2] for p in state["points"]] == [1, 0], state["points"]
+    browser.call("await ctx.page.evaluate(() => window.scrollTo(0, 0))")
     browser.screenshot(REPORTS / "web-phone.png")
 
 
