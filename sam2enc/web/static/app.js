@@ -594,7 +594,9 @@ worker.onmessage = ({ data }) => {
     S.ready = true;
     S.backend = data.backend;
     const threads = data.backend === "wasm" ? `, ${data.threads} thread${data.threads > 1 ? "s" : ""}` : "";
-    setStatus(`Ready (${data.backend}${threads}). Click the photo to include, right-click to exclude, drag for a box.`, "ready");
+    const how = matchMedia("(pointer: coarse)").matches ? "Tap the photo (Include/Exclude below), drag for a box."
+      : "Click the photo to include, right-click to exclude, drag for a box.";
+    setStatus(`Ready (${data.backend}${threads}). ${how}`, "ready");
     $("timing").textContent = `decoder warm-up ${data.warmupMs.toFixed(0)} ms`;
     notices(data);
     layout(); // the notices may have moved the photo down: fit it again
