@@ -63,8 +63,9 @@ serve: install  ## Cog's own HTTP server on 127.0.0.1:5000 over weights/ (PORT=.
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM2ENC_MODELS_DIR=$(MODELS_DIR) COG_PREDICT_TYPE_STUB=predict.py:Predictor \
 		PORT=$${PORT:-5000} $(PY) -m cog.server.http --host 127.0.0.1
 
-bench: install  ## time every step side by side (random tiny always, weights/ when present) -> build/bench.json
+bench: install install-web  ## every step side by side, then the browser latency table -> build/bench*.json
 	$(PY) -m tools.bench
+	$(PY) -m tools.bench_web --models-dir $(MODELS_DIR)
 
 # On a machine with an NVIDIA GPU (driver >= 580 for CUDA 13): a venv with onnxruntime-gpu and the CUDA 13 +
 # cuDNN 9 libraries from pip (its [cuda,cudnn] extras), then the GPU table into build/bench.json.

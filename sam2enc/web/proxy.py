@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import logging
-import mimetypes
 import re
 import urllib.error
 import urllib.parse
@@ -44,9 +43,6 @@ from . import assets
 
 log = logging.getLogger("sam2enc.web")
 
-STATIC = Path(__file__).parent / "static"
-ROOT = Path(__file__).resolve().parents[2]
-ORT_DIST = ROOT / "node_modules" / "onnxruntime-web" / "dist"
 DEFAULT_UPSTREAM = "https://api.replicate.com/v1"
 # Replicate's files API takes files under 100 MB ("Files must be less than 100MB in size"): the photo's
 # multipart upload may be that large, plus its part headers. Bodies are held in memory while forwarded.
@@ -217,17 +213,6 @@ class Handler(BaseHTTPRequestHandler):
         if len(payload) > MAX_ANSWER:
             return self._error(502, "the upstream's answer is too large")
         self._send(status, payload, kind or "application/octet-stream")
-
-    def _static(self, path: Path, root: Path | None = None) -> None:
-        path = path.resolve()
-        if root is not None and root.resolve() not in path.parents:
-            return self._error(404, "not found")
-        if not path.is_file():
-            return self._error(404, "not found")
-        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        if path.suffix == ".mjs":
-            kind = "text/javascript"
-        self._send(200, path.read_bytes(), kind)
 
     def _error(self, status: int, message: str) -> None:
         """The proxy's own refusal, told apart from the upstream's (passed through as it came) by source."""

@@ -1,20 +1,12 @@
 """Semantic mutations of the browser app, each with the tests that must catch it (issue 13's list).
 
-``python -m tests.web.mutations [NAME ...]`` copies the tracked tree into a temporary directory
-(node_modules and .cache linked, not copied), applies one mutation at a time there — never to the
-working tree — runs only its tests, and prints: mutation | tests run | caught. Exit status 1 when a
-mutation survives. ``MUTATIONS`` is plain data for a repository-wide ``make mutate`` to reuse.
+Plain data for ``make mutate`` (tools/mutate.py), which applies each to a copy of the tree — never to
+the working tree — runs only its tests and prints mutation | tests run | caught;
+``python -m tools.mutate --group browser`` runs just these.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[2]
 APP = "sam2enc/web/static/app.js"
 WORKER = "sam2enc/web/static/worker.js"
 T = "tests/test_web.py::"
@@ -87,49 +79,3 @@ MUTATIONS: dict[str, tuple[str, list[tuple[str, str]], list[str]]] = {
         [RACES],
     ),
 }
-
-
-def copy_tree(target: Path) -> None:
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
-    for name in filter(None, files.decode().split("\0")):
-        source = ROOT / name
-        if source.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
-    for linked in ("node_modules", ".cache"):
-        if (ROOT / linked).exists():
-            (target / linked).symlink_to(ROOT / linked)
-
-
-def run(names: list[str]) -> int:
-    rows, survivors = [], 0
-    with tempfile.TemporaryDirectory(prefix="sam2enc-mutate-web-") as scratch:
-        tree = Path(scratch)
-        copy_tree(tree)
-        for name in names or list(MUTATIONS):
-            path, edits, tests = MUTATIONS[name]
-            original = (tree / path).read_text()
-            text = original
-            for find, replace in edits:
-                assert text.count(find) == 1, f"{name}: {find!r} is not in {path} exactly once"
-                text = text.replace(find, replace)
-            (tree / path).write_text(text)
-            try:
-                result = subprocess.run(
-                    [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
-                    cwd=tree,
-                    capture_output=True,
-                    text=True,
-                )
-            finally:
-                (tree / path).write_text(original)
-            caught = result.returncode != 0
-            survivors += not caught
-            rows.append((name, ", ".join(t.split("::")[-1] for t in tests), "yes" if caught else "NO"))
-            print(f"{name} | {rows[-1][1]} | {rows[-1][2]}", flush=True)
-    print(f"\n{len(rows) - survivors}/{len(rows)} mutations caught")
-    return 1 if survivors else 0
-
-
-if __name__ == "__main__":
-    sys.exit(run(sys.argv[1:]))
