@@ -26,6 +26,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(format="%(message)s", level=logging.WARNING)
     logging.getLogger("sam2enc").setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    if args.legacy_models_dir is not None:
+        logging.getLogger("sam2enc").warning("--models and --out are 0.1.0 names: use --models-dir")
+        args.models_dir = args.legacy_models_dir
     try:
         return args.run(args)
     except Sam2EncError as exc:
@@ -44,6 +47,8 @@ def _parser() -> argparse.ArgumentParser:
         help=f"exported model directory: the .onnx files and model.json (default {DEFAULT_MODELS_DIR}/)",
     )
     common.add_argument("-v", "--verbose", action="store_true", help="debug logging, every warning shown")
+    # 0.1.0 spelled the directory --models (encode, decode) and --out (export, weights): still accepted.
+    common.add_argument("--models", dest="legacy_models_dir", type=Path, help=argparse.SUPPRESS)
     parser = argparse.ArgumentParser(
         prog="sam2enc",
         description="SAM2 image encoder as ONNX: export, encode photos into bundles, decode clicks.",
@@ -62,11 +67,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="randomly initialised model, for tests and the offline demo only: its masks are meaningless",
     )
+    p.add_argument("--out", dest="legacy_models_dir", type=Path, help=argparse.SUPPRESS)
     p.set_defaults(run=_export)
 
     p = add("weights", "download the official checkpoint (sha256-checked) into --models-dir and export it")
     p.add_argument("--model", required=True, choices=list(MODELS), help="SAM2.1 variant")
     p.add_argument("--url", help="download from this URL instead of Meta's (a mirror)")
+    p.add_argument("--out", dest="legacy_models_dir", type=Path, help=argparse.SUPPRESS)
     p.set_defaults(run=_weights)
 
     p = add("encode", "encode images into bundles (embedding.bin + manifest.json)")

@@ -153,3 +153,12 @@ def test_weights_keeps_only_a_checkpoint_whose_sha256_matches(model_files, tmp_p
         assert good.read_bytes() == checkpoint.read_bytes()
     finally:
         server.shutdown()
+
+
+def test_the_released_flag_names_still_work(photos, models_dir, tmp_path):
+    """0.1.0 spelled the model directory --models: scripts written for it keep working, with a warning."""
+    out = tmp_path / "bundle"
+    result = cli("encode", photos["rocket"], "--models", models_dir, "--out", out, "--device", "cpu")
+    assert result.returncode == 0, result.stderr
+    assert "use --models-dir" in result.stderr
+    assert "--models " not in cli("encode", "--help").stdout  # one spelling in the help

@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         help=f"deadline sent as Cancel-After with every prediction (default {CANCEL_AFTER}; 0: none; min 5)",
     )
     p.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR, help="directory with decoder.onnx")
+    p.add_argument("--models", dest="models_dir", type=Path, help=argparse.SUPPRESS)  # the 0.1.0 name
     p.add_argument(
         "--random-if-missing",
         action="store_true",
