@@ -337,11 +337,15 @@ def main(argv: list[str] | None = None) -> int:
         base = Path(scratch) / "base"
         copy_tree(base)
         check_import_isolation(base)
-        selections = sorted({(m.tests, m.k) for m in mutations}, key=str)
-        print(f"baseline: {len(selections)} test selections on the untouched tree", flush=True)
+        # Baseline: every selection must pass untouched. Those without -k share one pytest run (one
+        # browser, one model load); each -k selection runs on its own.
+        wanted = {t for m in mutations if not m.k for t in m.tests}
+        plain = tuple(sorted(t for t in wanted if t.split("::")[0] == t or t.split("::")[0] not in wanted))
+        selections = ([(plain, None)] if plain else []) + sorted({(m.tests, m.k) for m in mutations if m.k})
+        print(f"baseline: {len(selections)} test runs on the untouched tree", flush=True)
         broken = []
         for tests, k in selections:
-            code, _, tail = run_tests(base, tests, k, args.timeout)
+            code, _, tail = run_tests(base, tests, k, args.timeout * 3)
             if code != 0:
                 broken.append(f"{' '.join(tests)} -k {k}: {tail}")
         if broken:
