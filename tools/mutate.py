@@ -382,7 +382,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _row(mutation: Mutation) -> dict:
-    tests = " ".join(Path(t).name for t in mutation.tests) + (f" -k {mutation.k}" if mutation.k else "")
+    files: dict[str, list[str]] = {}
+    for test in mutation.tests:
+        path, _, name = test.partition("::")
+        files.setdefault(Path(path).name, []).extend([name.removeprefix("test_")] if name else [])
+    tests = "; ".join(f"{f}::{','.join(n)}" if n else f for f, n in files.items())
+    tests += f" -k {mutation.k}" if mutation.k else ""
     return {"mutation": mutation.name, "promise": mutation.promise, "file": mutation.path, "tests": tests}
 
 
