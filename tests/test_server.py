@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import time
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -77,14 +78,20 @@ def inline_server(models_dir):
 
 
 def post(url: str, body: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(
-        f"{url}/predictions", json.dumps(body).encode(), {"Content-Type": "application/json"}
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=120) as response:
-            return response.status, json.load(response)
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.load(exc)
+    """One prediction. Cog answers 409 "At capacity" while its one slot is still releasing the previous
+    prediction (seen under load right after a failed one); like Replicate's queue, wait and send again."""
+    deadline = time.monotonic() + 30
+    while True:
+        request = urllib.request.Request(
+            f"{url}/predictions", json.dumps(body).encode(), {"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                return response.status, json.load(response)
+        except urllib.error.HTTPError as exc:
+            if exc.code != 409 or time.monotonic() > deadline:
+                return exc.code, json.load(exc)
+        time.sleep(0.2)
 
 
 def data_uri(path: Path, mime: str = "image/jpeg") -> str:
