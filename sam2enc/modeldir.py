@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,6 @@ class ModelInfo:
     size: str  # "tiny", the name `export --model` takes
     checkpoint_sha256: str | None = None
     random_weights: bool = False
-    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelInfo:
@@ -58,7 +57,6 @@ class ModelInfo:
             size=data["size"],
             checkpoint_sha256=data.get("checkpointSha256"),
             random_weights=bool(data.get("randomWeights", False)),
-            raw=data,
         )
 
     @classmethod
@@ -73,6 +71,3 @@ class ModelInfo:
             ) from None
         except (json.JSONDecodeError, KeyError) as exc:
             raise ModelError(f"{path} is not a model.json written by sam2enc export: {exc}") from None
-
-    def to_json(self) -> dict[str, Any]:
-        return self.raw
