@@ -8,9 +8,14 @@ MODEL ?= tiny
 MODELS_DIR ?= weights
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: install install-web web bench-web demo test test-fast mutate lint format schema export weights serve bench bench-gpu push clean
+.PHONY: venv install install-web browser web bench-web demo test test-fast mutate lint format schema export weights serve bench bench-gpu push clean
 
-install: $(VENV)/.installed install-web  ## .venv with every pinned dependency (CPU here), npm packages, chromium
+# Three layers, so that a target pulls in only what it uses: `venv` (Python only: demo, test-fast, the
+# CLI), `node_modules` (npm: the page's onnxruntime-web, playwright-core) and `browser` (chromium, for
+# the browser tests). `make install` is all three.
+install: venv install-web  ## .venv with every pinned dependency (CPU), npm packages, and chromium where it can
+
+venv: $(VENV)/.installed  ## .venv with every pinned Python dependency (CPU): all demo and test-fast need
 
 $(VENV)/.installed: requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,49 +26,58 @@ $(VENV)/.installed: requirements-dev.txt pyproject.toml
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
-install-web: node_modules/.package-lock.json  ## onnxruntime-web + playwright-core (npm, pinned) and Debian's chromium
-	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+install-web: node_modules/.package-lock.json browser  ## onnxruntime-web + playwright-core (npm, pinned) and chromium
 
 node_modules/.package-lock.json: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js 20 (https://nodejs.org) for the browser app and its tests"; exit 1; }
 	npm ci --no-audit --no-fund
 
-web: install install-web  ## the browser app + token proxy on 127.0.0.1:8000 (models from weights/, else random: loudly)
+# chromium for the browser tests: found on PATH, else installed with apt-get when we are root (CI, a
+# container), else one line saying what to install. Never needed by demo or test-fast.
+browser:
+	@if command -v chromium || command -v chromium-browser || command -v google-chrome; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -q && apt-get install -y -q chromium; \
+	else \
+		echo "chromium not found: install Chromium or Chrome for the browser tests (Debian/Ubuntu: sudo apt-get install chromium; macOS: brew install --cask chromium)"; \
+	fi
+web: venv node_modules/.package-lock.json  ## the browser app + token proxy on 127.0.0.1:8000 (models from weights/, else random: loudly)
 	$(PY) -m sam2enc.web serve --models-dir $(MODELS_DIR) --random-if-missing
 
-demo: install  ## offline end to end: photo -> predictor -> bundle -> one click -> out/demo/mask.png
+demo: venv  ## offline end to end: photo -> predictor -> bundle -> one click -> out/demo/mask.png
 	$(PY) -m tools.demo --models-dir $(MODELS_DIR)
 
-test: install  ## lint, then the whole suite (CI runs exactly this)
+test: install  ## lint, then the whole suite, browser tier included (CI runs exactly this)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
 
-test-fast: install  ## the quick tier while developing: no browser, no servers, no slow builds
+test-fast: venv  ## the quick tier while developing: no browser, no servers, no slow builds
 	$(PY) -m pytest -q -m "not browser and not server and not slow"
 
-mutate: install install-web  ## break each promise on purpose and check its tests go red (table; ~30 min; not in make test)
+mutate: install  ## break each promise on purpose and check its tests go red (table; ~30 min; not in make test)
 	$(PY) -m tools.mutate
 
-lint: install
+lint: venv
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
 
-format: install
+format: venv
 	$(VENV)/bin/ruff check --fix . && $(VENV)/bin/ruff format .
 
-schema: install  ## regenerate .cog/openapi_schema.json from predict.py (a test fails when they drift)
+schema: venv  ## regenerate .cog/openapi_schema.json from predict.py (a test fails when they drift)
 	$(PY) -m tools.cog_schema
 
-export: install  ## export a checkpoint you already have: make export MODEL=large CHECKPOINT=path.pt
+export: venv  ## export a checkpoint you already have: make export MODEL=large CHECKPOINT=path.pt
 	$(PY) -m sam2enc export --model $(MODEL) --checkpoint $(CHECKPOINT) --models-dir $(MODELS_DIR)
 
-weights: install  ## download Meta's SAM2.1 checkpoint (sha256-checked) and export it: make weights MODEL=large
+weights: venv  ## download Meta's SAM2.1 checkpoint (sha256-checked) and export it: make weights MODEL=large
 	$(PY) -m sam2enc weights --model $(MODEL) --models-dir $(MODELS_DIR)
 
-serve: install  ## Cog's own HTTP server on 127.0.0.1:5000 over weights/ (PORT=... to change)
+serve: venv  ## Cog's own HTTP server on 127.0.0.1:5000 over weights/ (PORT=... to change)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM2ENC_MODELS_DIR=$(MODELS_DIR) COG_PREDICT_TYPE_STUB=predict.py:Predictor \
 		PORT=$${PORT:-5000} $(PY) -m cog.server.http --host 127.0.0.1
 
-bench: install install-web  ## every step side by side, then the browser latency table -> build/bench*.json
+bench: install  ## every step side by side, then the browser latency table -> build/bench*.json
 	$(PY) -m tools.bench
 	$(PY) -m tools.bench_web --models-dir $(MODELS_DIR)
 
@@ -81,7 +95,7 @@ $(GPU_VENV)/.installed: requirements-dev.txt requirements-serve.txt
 bench-gpu: $(GPU_VENV)/.installed  ## GPU: encoder fp32 / I/O binding / fp16 p50+p95 with parity, predict() 12 MP; tiny and large
 	$(GPU_VENV)/bin/python -m tools.bench_gpu
 
-bench-web: install install-web  ## browser latency (headless chromium, WASM): 512² and 4000×3000 -> build/bench-web.json
+bench-web: install  ## browser latency (headless chromium, WASM): 512² and 4000×3000 -> build/bench-web.json
 	$(PY) -m tools.bench_web --models-dir $(MODELS_DIR)
 
 push:  ## build and push to Replicate with the cog CLI (needs Docker): make push MODEL_REF=r8.im/you/sam2enc
