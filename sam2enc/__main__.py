@@ -5,7 +5,10 @@ sam2enc export  --model tiny --checkpoint sam2.1_hiera_tiny.pt
 sam2enc encode  photo.jpg --out bundle/
 sam2enc decode  bundle/ --point 410,300,1 --out mask.png
 
-Every command takes ``--models-dir`` (default weights/) and ``-v`` (debug logging, third-party warnings).
+Every command takes ``--models-dir`` (default weights/) and ``-v`` (debug logging, third-party warnings);
+``--out`` is only ever what a command writes (encode: the bundle directory, decode: the mask PNG).
+A plain ``pip install .`` lacks ONNX Runtime and the export toolchain: the commands that need them say in
+one sentence what to install (sam2enc.extras) instead of failing with a traceback.
 """
 
 from __future__ import annotations
@@ -16,23 +19,30 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .encoder import DEVICES
 from .errors import Sam2EncError
+from .extras import MissingDependency, explain, require_export, require_runtime
+from .flags import add_legacy_models_dir, add_models_dir
 from .modeldir import DEFAULT_MODELS_DIR
 from .models import MODELS
+
+# sam2enc.encoder.DEVICES (a test keeps them equal), not imported: that module needs ONNX Runtime, and
+# `sam2enc export --help` must work without it.
+DEVICES = ("auto", "cuda", "cpu")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(format="%(message)s", level=logging.WARNING)
     logging.getLogger("sam2enc").setLevel(logging.DEBUG if args.verbose else logging.INFO)
-    if args.legacy_models_dir is not None:
-        logging.getLogger("sam2enc").warning("--models and --out are 0.1.0 names: use --models-dir")
-        args.models_dir = args.legacy_models_dir
     try:
         return args.run(args)
-    except Sam2EncError as exc:
+    except (Sam2EncError, MissingDependency) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except ModuleNotFoundError as exc:  # an optional dependency imported mid-command
+        if (sentence := explain(exc)) is None:
+            raise
+        print(f"error: {sentence}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
@@ -40,15 +50,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--models-dir",
-        type=Path,
-        default=DEFAULT_MODELS_DIR,
-        help=f"exported model directory: the .onnx files and model.json (default {DEFAULT_MODELS_DIR}/)",
+    add_models_dir(
+        common,
+        DEFAULT_MODELS_DIR,
+        f"exported model directory: the .onnx files and model.json (default {DEFAULT_MODELS_DIR}/)",
     )
     common.add_argument("-v", "--verbose", action="store_true", help="debug logging, every warning shown")
-    # 0.1.0 spelled the directory --models (encode, decode) and --out (export, weights): still accepted.
-    common.add_argument("--models", dest="legacy_models_dir", type=Path, help=argparse.SUPPRESS)
     parser = argparse.ArgumentParser(
         prog="sam2enc",
         description="SAM2 image encoder as ONNX: export, encode photos into bundles, decode clicks.",
@@ -67,13 +74,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="randomly initialised model, for tests and the offline demo only: its masks are meaningless",
     )
-    p.add_argument("--out", dest="legacy_models_dir", type=Path, help=argparse.SUPPRESS)
+    add_legacy_models_dir(p, "--out")  # 0.1.0: export --out meant the model directory
     p.set_defaults(run=_export)
 
     p = add("weights", "download the official checkpoint (sha256-checked) into --models-dir and export it")
     p.add_argument("--model", required=True, choices=list(MODELS), help="SAM2.1 variant")
     p.add_argument("--url", help="download from this URL instead of Meta's (a mirror)")
-    p.add_argument("--out", dest="legacy_models_dir", type=Path, help=argparse.SUPPRESS)
+    add_legacy_models_dir(p, "--out")
     p.set_defaults(run=_weights)
 
     p = add("encode", "encode images into bundles (embedding.bin + manifest.json)")
@@ -103,17 +110,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from .export import export_model, export_random
-
+    require_export()
     if args.random_weights:
+        from .testing import export_random
+
         export_random(args.model, args.models_dir)
-    else:
-        export_model(args.model, args.checkpoint, args.models_dir)
+        return 0
+    from .export import export_model
+
+    export_model(args.model, args.checkpoint, args.models_dir)
     return 0
 
 
 def _weights(args: argparse.Namespace) -> int:
     """Download, then export: the two steps live in their own modules and meet only here."""
+    require_export()  # before a download of up to 900 MB, not after
     from .download import download
     from .export import export_model
     from .models import get_model
@@ -127,6 +138,7 @@ def _weights(args: argparse.Namespace) -> int:
 
 
 def _encode(args: argparse.Namespace) -> int:
+    require_runtime()
     from .encoder import Encoder
     from .pipeline import Timings, encode_to_dir
 
@@ -157,6 +169,7 @@ def _bundle_dirs(images: list[Path], out: Path) -> list[tuple[Path, Path]]:
 
 
 def _decode(args: argparse.Namespace) -> int:
+    require_runtime()
     import numpy as np
     from PIL import Image
 

@@ -11,12 +11,12 @@ compute exactly what ``SAM2ImagePredictor`` does:
 
 Every file is verified (``onnx.checker`` and one ONNX Runtime run against the torch module) in a
 staging directory and only then moved into place; model.json, written last, marks the export done.
-Needs torch and sam2, never torchvision.
+Needs torch and sam2, never torchvision. Random-weight exports for tests and the offline demo live in
+sam2enc.testing, not here.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -34,6 +34,7 @@ from torch import nn
 
 from .bundle import INPUT_SIZE, TENSORS
 from .download import sha256_file
+from .errors import ModelError
 from .modeldir import DECODER_FILE, DECODER_HIRES_FILE, ENCODER_FILE, GRAPH_FILES, MODEL_INFO_FILE
 from .models import get_model
 
@@ -49,6 +50,8 @@ DECODER_INPUTS = [
     "has_mask_input",
 ]
 DECODER_OUTPUTS = ["masks", "iou_predictions"]
+# (file, upsampled mask size or None for SAM2's 256², model.json label)
+DECODERS = ((DECODER_FILE, None, "decoder"), (DECODER_HIRES_FILE, HIRES_SIZE, "decoder_hires"))
 MAX_RELATIVE_ERROR = 1e-3
 
 log = logging.getLogger(__name__)
@@ -114,7 +117,8 @@ class DecoderGraph(nn.Module):
 
 
 def load_sam2(model_name: str, checkpoint: str | Path | None) -> nn.Module:
-    """Build SAM2.1 in eval mode on CPU; ``checkpoint=None`` means random weights (tests only)."""
+    """Build SAM2.1 in eval mode on CPU; ``checkpoint=None``: SAM2's random initialisation, which only
+    sam2enc.testing asks for (to make a random checkpoint file that is then exported like any other)."""
     from sam2.build_sam import build_sam2
 
     spec = get_model(model_name)
@@ -147,71 +151,87 @@ def relative_l2(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def export_model(
-    model_name: str,
-    checkpoint: str | Path | None,
-    out_dir: str | Path,
-    random_weights: bool = False,
+    model_name: str, checkpoint: str | Path, out_dir: str | Path, *, random_weights: bool = False
 ) -> dict:
-    """Export the three graphs of one SAM2.1 variant into ``out_dir`` and return model.json's content."""
-    import onnx
+    """Export the three graphs of one SAM2.1 variant into ``out_dir`` and return model.json's content.
 
+    ``random_weights`` only records that the checkpoint is a random one (sam2enc.testing makes those),
+    so that nothing serves it silently.
+    """
     spec = get_model(model_name)
-    out_dir = Path(out_dir)
+    checkpoint, out_dir = Path(checkpoint), Path(out_dir)
+    if not checkpoint.is_file():
+        raise ModelError(f"checkpoint {checkpoint} does not exist (`sam2enc weights` downloads Meta's)")
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.set_grad_enabled(False)
 
     step = _Steps(total=5)
-    step(f"building {spec.full_name} from {checkpoint or 'random weights'}")
-    checkpoint_sha = sha256_file(checkpoint) if checkpoint else None
+    step(f"building {spec.full_name} from {checkpoint}")
     model = load_sam2(model_name, checkpoint)
-
     staging = Path(tempfile.mkdtemp(prefix=".export.", dir=out_dir))
     try:
-        encoder = EncoderGraph(model).eval()
-        image = sample_image()
-        step("exporting encoder.onnx")
-        _export(encoder, (image,), staging / ENCODER_FILE, ["image"], list(TENSORS), {}, TENSORS)
-        ref = dict(zip(TENSORS, encoder(image)))
-        errors = {"encoder": _verify(staging / ENCODER_FILE, {"image": image}, ref)}
-
-        prompt = sample_prompt(ref)
-        dynamic = {"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}}
-        for filename, size, label in (
-            (DECODER_FILE, None, "decoder"),
-            (DECODER_HIRES_FILE, HIRES_SIZE, "decoder_hires"),
-        ):
-            step(f"exporting {filename}")
-            graph = DecoderGraph(model, upsample_to=size).eval()
-            args = tuple(prompt[name] for name in DECODER_INPUTS)
-            mask_size = size or 256
-            shapes = {"masks": (1, 3, mask_size, mask_size), "iou_predictions": (1, 3)}
-            _export(graph, args, staging / filename, DECODER_INPUTS, DECODER_OUTPUTS, dynamic, shapes)
-            ref_out = dict(zip(DECODER_OUTPUTS, graph(*args)))
-            errors[label] = _verify(staging / filename, prompt, ref_out)
-
+        errors = _export_graphs(model, staging, step)
         step("writing model.json")
-        info = {
-            "model": spec.full_name,
-            "size": spec.name,
-            "checkpointSha256": checkpoint_sha,
-            "randomWeights": random_weights or checkpoint is None,
-            "sam2Version": _package_version("sam2"),
-            "torchVersion": torch.__version__,
-            "opset": OPSET,
-            "exporter": "torch.onnx (TorchScript-based, dynamo=False)",
-            "verificationMaxRelativeL2": errors,
-            "graphs": {
-                name: _describe_graph(onnx.load(str(staging / name), load_external_data=False))
-                for name in GRAPH_FILES
-            },
-        }
-        for name in GRAPH_FILES:
-            (staging / name).replace(out_dir / name)
-        (out_dir / MODEL_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+        info = _model_info(model_name, checkpoint, random_weights, errors, staging)
+        _publish(staging, out_dir, info)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     step.done(f"exported {spec.full_name} to {out_dir}")
     return info
+
+
+def _export_graphs(model: nn.Module, staging: Path, step: _Steps) -> dict[str, float]:
+    """The encoder, then both decoders fed with its features: each written and verified in ``staging``;
+    returns each graph's worst relative L2 against the torch module."""
+    encoder = EncoderGraph(model).eval()
+    image = sample_image()
+    step(f"exporting {ENCODER_FILE}")
+    _export(encoder, (image,), staging / ENCODER_FILE, ["image"], list(TENSORS), {}, TENSORS)
+    features = dict(zip(TENSORS, encoder(image)))
+    errors = {"encoder": _verify(staging / ENCODER_FILE, {"image": image}, features)}
+
+    prompt = sample_prompt(features)
+    args = tuple(prompt[name] for name in DECODER_INPUTS)
+    dynamic = {"point_coords": {1: "num_points"}, "point_labels": {1: "num_points"}}
+    for filename, size, label in DECODERS:
+        step(f"exporting {filename}")
+        graph = DecoderGraph(model, upsample_to=size).eval()
+        mask_size = size or 256
+        shapes = {"masks": (1, 3, mask_size, mask_size), "iou_predictions": (1, 3)}
+        _export(graph, args, staging / filename, DECODER_INPUTS, DECODER_OUTPUTS, dynamic, shapes)
+        errors[label] = _verify(staging / filename, prompt, dict(zip(DECODER_OUTPUTS, graph(*args))))
+    return errors
+
+
+def _model_info(
+    model_name: str, checkpoint: Path, random_weights: bool, errors: dict[str, float], staging: Path
+) -> dict:
+    """model.json: what was exported, from which checkpoint and toolchain, and how well it verified."""
+    import onnx
+
+    spec = get_model(model_name)
+    return {
+        "model": spec.full_name,
+        "size": spec.name,
+        "checkpointSha256": sha256_file(checkpoint),
+        "randomWeights": random_weights,
+        "sam2Version": package_version("sam2"),
+        "torchVersion": torch.__version__,
+        "opset": OPSET,
+        "exporter": "torch.onnx (TorchScript-based, dynamo=False)",
+        "verificationMaxRelativeL2": errors,
+        "graphs": {
+            name: _describe_graph(onnx.load(str(staging / name), load_external_data=False))
+            for name in GRAPH_FILES
+        },
+    }
+
+
+def _publish(staging: Path, out_dir: Path, info: dict) -> None:
+    """Move the verified graphs into place; model.json, written last, marks the export complete."""
+    for name in GRAPH_FILES:
+        (staging / name).replace(out_dir / name)
+    (out_dir / MODEL_INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
 
 
 class _Steps:
@@ -305,48 +325,7 @@ def _describe_graph(model) -> dict:
     }
 
 
-RANDOM_SEED = 0
-# Everything that shapes a random-weight export's bytes: a change to any of them rebuilds the cache.
-_EXPORT_INPUTS = ("export.py", "models.py", "bundle.py", "modeldir.py")
-_EXPORT_PACKAGES = ("torch", "sam2", "onnx", "onnxruntime")
-
-
-def export_random(model_name: str, out_dir: str | Path, seed: int = RANDOM_SEED) -> Path:
-    """A randomly initialised SAM2.1 checkpoint (``random_<name>.pt``) and its export, for tests and demos.
-
-    The checkpoint is saved beside the ONNX files so that benchmarks and parity tests can load the very
-    weights the graphs came from. model.json records ``randomWeights: true``; nothing serves it silently.
-    """
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    checkpoint = out_dir / f"random_{get_model(model_name).name}.pt"
-    torch.save({"model": load_sam2(model_name, None).state_dict()}, checkpoint)
-    log.warning("exporting RANDOM weights (seed %d): bundles and masks from them are meaningless", seed)
-    export_model(model_name, checkpoint, out_dir, random_weights=True)
-    return out_dir
-
-
-def random_export_key(model_name: str = "tiny", seed: int = RANDOM_SEED) -> str:
-    """A cache key over the code and package versions that shape the export, so no cache goes stale."""
-    here = Path(__file__).parent
-    digest = hashlib.sha256(f"{model_name}:{seed}".encode())
-    for name in _EXPORT_INPUTS:
-        digest.update((here / name).read_bytes())
-    for package in _EXPORT_PACKAGES:
-        digest.update(f"{package}={_package_version(package)}".encode())
-    return digest.hexdigest()[:16]
-
-
-def cached_random_export(cache: str | Path, model_name: str = "tiny") -> Path:
-    """``cache/<model>-<key>/``: exported once, reused until anything that shapes it changes."""
-    directory = Path(cache) / f"{model_name}-random-{random_export_key(model_name)}"
-    if not (directory / MODEL_INFO_FILE).exists():
-        export_random(model_name, directory)
-    return directory
-
-
-def _package_version(name: str) -> str | None:
+def package_version(name: str) -> str | None:
     from importlib.metadata import PackageNotFoundError, version
 
     try:

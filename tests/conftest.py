@@ -1,8 +1,8 @@
 """Shared fixtures: one random-weight SAM2.1 tiny checkpoint, exported once and cached; real photos.
 
-The export is cached under .cache/test-models/tiny-random-<key>/, keyed by every module that shapes it
-(export, models, bundle, modeldir) and the torch/sam2/onnx/onnxruntime versions, so a second `make test`
-skips the ~15 s export and never tests a stale one; CI starts from a fresh clone and builds it once.
+The export is cached under .cache/test-models/tiny-random-<key>/ (sam2enc.testing), keyed by the source of
+every sam2enc module the export imports and the torch/sam2/onnx/onnxruntime versions, so a second `make
+test` skips the ~15 s export and never tests a stale one; CI starts from a fresh clone and builds it once.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def skimage_data() -> Path:
 @pytest.fixture(scope="session")
 def model_files() -> tuple[Path, Path]:
     """(exported model dir, checkpoint) for a random-weight SAM2.1 tiny, seed 0, cached in .cache/."""
-    from sam2enc.export import cached_random_export
+    from sam2enc.testing import cached_random_export
 
     directory = cached_random_export(CACHE, "tiny")
     return directory, directory / "random_tiny.pt"

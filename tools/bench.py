@@ -33,8 +33,8 @@ from PIL import Image
 from sam2enc.bundle import TENSORS, Bundle, write_bundle
 from sam2enc.decoder import Decoder
 from sam2enc.encoder import CUDA, Encoder, create_session, session_options
-from sam2enc.export import cached_random_export
 from sam2enc.modeldir import DECODER_FILES, DEFAULT_MODELS_DIR, ENCODER_FILE, MODEL_INFO_FILE, ModelInfo
+from sam2enc.testing import cached_random_export
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / ".cache" / "bench-models"

@@ -22,8 +22,9 @@ import onnxruntime as ort
 
 from sam2enc.bundle import TENSORS
 from sam2enc.encoder import CUDA, create_session, session_options
-from sam2enc.export import cached_random_export, relative_l2
+from sam2enc.export import relative_l2
 from sam2enc.modeldir import ENCODER_FILE, ModelInfo
+from sam2enc.testing import cached_random_export
 from tools.bench import CACHE, ROOT, _runner, fp16_encoder, machine, ms, test_jpegs, timed
 
 

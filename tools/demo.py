@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from sam2enc.flags import add_models_dir
 from sam2enc.modeldir import DEFAULT_MODELS_DIR, MODELS_DIR_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,8 +31,8 @@ def _banner(text: str) -> None:
 
 
 def _models(models_dir: Path) -> Path:
-    from sam2enc.export import cached_random_export
     from sam2enc.modeldir import MODEL_INFO_FILE, ModelInfo
+    from sam2enc.testing import cached_random_export
 
     if (models_dir / MODEL_INFO_FILE).exists():
         if ModelInfo.read(models_dir).random_weights:
@@ -63,8 +64,8 @@ def overlay(rgb: np.ndarray, mask: np.ndarray, click: tuple[float, float]) -> Im
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--models-dir", type=Path, default=ROOT / DEFAULT_MODELS_DIR)
-    parser.add_argument("--out", type=Path, default=ROOT / "out" / "demo")
+    add_models_dir(parser, ROOT / DEFAULT_MODELS_DIR, "exported model directory (else a random export)")
+    parser.add_argument("--out", type=Path, default=ROOT / "out" / "demo", help="where the demo's files go")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging, every warning shown")
     args = parser.parse_args(argv)
     logging.basicConfig(format="%(message)s")

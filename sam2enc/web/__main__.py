@@ -7,8 +7,8 @@ import argparse
 import contextlib
 import logging
 import sys
-from pathlib import Path
 
+from ..flags import add_models_dir
 from ..modeldir import DEFAULT_MODELS_DIR
 from . import assets
 from .proxy import CANCEL_AFTER, DEFAULT_UPSTREAM, serve
@@ -28,8 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECONDS",
         help=f"deadline sent as Cancel-After with every prediction (default {CANCEL_AFTER}; 0: none; min 5)",
     )
-    p.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR, help="directory with decoder.onnx")
-    p.add_argument("--models", dest="models_dir", type=Path, help=argparse.SUPPRESS)  # the 0.1.0 name
+    add_models_dir(p, DEFAULT_MODELS_DIR, "exported model directory with decoder.onnx and model.json")
     p.add_argument(
         "--random-if-missing",
         action="store_true",

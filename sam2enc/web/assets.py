@@ -65,7 +65,7 @@ def models_ready(models_dir: Path) -> str | None:
 
 def random_models(cache: Path) -> Path:
     """The loudly labelled random-weight SAM2.1 tiny that `make demo` uses, exported once into ``cache``."""
-    from ..export import cached_random_export
+    from ..testing import cached_random_export
 
     banner = "!" * 78
     log.warning(
