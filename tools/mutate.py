@@ -2,18 +2,21 @@
 
 Every mutation is a small semantic patch (one exact string replaced in one file) applied to a fresh copy
 of the working tree, after which only the tests that should notice run. A mutation is *caught* when those
-tests fail (pytest exit 1); a patch whose text no longer occurs is *stale* and counts as a failure of this
-check, as does a baseline where the untouched tests do not pass. Prints a table and writes
-build/mutate.json. Not part of `make test`: it runs the guarding tests once per mutation.
+tests fail (pytest exit 1). Prints a table and writes build/mutate.json. Not part of `make test`: it runs
+the guarding tests once per mutation (tests/test_mutations.py checks, in `make test`, that every list
+loads and that no entry has gone stale).
 
-Mutation lists live next to what they break: the core and serving ones here, the Replicate-contract
-ones in tests/replicate_mutations.py and the browser ones in tests/web/mutations.py, when present.
+The lists: one JSON file per area in tests/mutations/ (core.json, replicate.json, ...), each a list of
+``{"name", "promise", "path", "old", "new", "tests", "k"}``: ``old`` must occur exactly once in ``path``
+(relative to the repository root), ``tests`` are pytest node ids or files, ``k`` null or a ``-k``
+expression. A file that cannot be read, an entry that is malformed, or one whose ``old`` text no longer
+occurs exactly once fails the whole run before anything is judged: a list that silently drops out would
+still print "N/N caught".
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import shutil
@@ -25,7 +28,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+MUTATIONS_DIR = ROOT / "tests" / "mutations"
 SHARED = (".venv", "node_modules", ".cache")  # linked into each copy, never copied
+FIELDS = {
+    "name": str,
+    "promise": str,
+    "path": str,
+    "old": str,
+    "new": str,
+    "tests": list,
+    "k": (str, type(None)),
+}
+
+
+class MutationListError(Exception):
+    """A mutation list cannot be loaded, or one of its entries is malformed or stale."""
 
 
 @dataclass(frozen=True)
@@ -33,231 +50,63 @@ class Mutation:
     name: str
     promise: str  # the README promise it breaks
     path: str  # file, relative to the repository root
-    edits: tuple[tuple[str, str], ...]  # (exact text, must occur exactly once; its replacement)
+    old: str  # exact text, must occur exactly once
+    new: str  # its replacement
     tests: tuple[str, ...]  # pytest node ids or files
     k: str | None = None  # optional -k expression
+    group: str = ""  # the list it comes from: its file's stem (core, replicate, web, ...)
 
 
-def M(name: str, promise: str, path: str, old: str, new: str, tests: tuple[str, ...], k: str | None = None):
-    return Mutation(name, promise, path, ((old, new),), tests, k)
-
-
-CORE = [
-    M(
-        "EXIF orientation ignored",
-        "orientation",
-        "sam2enc/image.py",
-        "    6: Image.Transpose.ROTATE_270,",
-        "    6: Image.Transpose.ROTATE_90,",
-        ("tests/test_image_inputs.py",),
-        "upright",
-    ),
-    M(
-        "uint8 resize instead of float",
-        "float resize",
-        "sam2enc/preprocess.py",
-        'plane = pixels.getchannel(c).convert("F")',
-        'plane = pixels.getchannel(c).convert("L")',
-        ("tests/test_parity.py",),
-        "rocket",
-    ),
-    M(
-        "> 16 MP branch resizes a channel twice",
-        "float resize",
-        "sam2enc/preprocess.py",
-        "        for c in range(3):\n            channel(c)",
-        "        for c in (0, 1, 1):\n            channel(c)",
-        ("tests/test_preprocess.py",),
-    ),
-    M(
-        "ImageNet normalisation off by one channel",
-        "float resize",
-        "sam2enc/preprocess.py",
-        "MEAN = np.array([0.485, 0.456, 0.406]",
-        "MEAN = np.array([0.485, 0.406, 0.456]",
-        ("tests/test_parity.py",),
-        "coffee",
-    ),
-    M(
-        "fp16 cast rounds through bfloat16 precision",
-        "fp16 cast",
-        "sam2enc/encoder.py",
-        "return {name: np.asarray(value, dtype=np.float16) for name, value in zip(names, values)}",
-        "return {name: (np.asarray(value, np.float32).view(np.uint32) & 0xFFFF0000).view(np.float32)"
-        ".astype(np.float16) for name, value in zip(names, values)}",
-        ("tests/test_parity.py",),
-        "rocket",
-    ),
-    M(
-        "encoder outputs bound by position",
-        "output binding by name",
-        "sam2enc/encoder.py",
-        'values = self.session.run(names, {"image": image})',
-        'values = self.session.run(None, {"image": image})',
-        ("tests/test_encoder.py",),
-        "bound_by_name",
-    ),
-    M(
-        "box corners labelled 3, 2",
-        "box labels",
-        "sam2enc/decoder.py",
-        "labels += [2.0, 3.0]",
-        "labels += [3.0, 2.0]",
-        ("tests/test_parity.py",),
-        "rocket",
-    ),
-    M(
-        "clicks mapped with the height for x",
-        "click mapping x·1024/width",
-        "sam2enc/decoder.py",
-        "scale = np.array([INPUT_SIZE / width, INPUT_SIZE / height], dtype=np.float32)",
-        "scale = np.array([INPUT_SIZE / height, INPUT_SIZE / width], dtype=np.float32)",
-        ("tests/test_parity.py",),
-        "rocket",
-    ),
-    M(
-        "padding point appended twice",
-        "padding point",
-        "sam2enc/export.py",
-        "sparse = self.prompt_encoder._embed_points(point_coords, point_labels, pad=True)",
-        "sparse = self.prompt_encoder._embed_points(\n"
-        "            torch.cat([point_coords, point_coords[:, :1] * 0], 1),\n"
-        "            torch.cat([point_labels, point_labels[:, :1] * 0 - 1], 1), pad=True)",
-        ("tests/test_parity.py",),
-        "rocket",
-    ),
-    M(
-        "no_mem_embed not added",
-        "encoder output = SAM2's predictor",
-        "sam2enc/export.py",
-        "vision_feats[-1] = vision_feats[-1] + self.model.no_mem_embed",
-        "vision_feats[-1] = vision_feats[-1]",
-        ("tests/test_parity.py",),
-        "rocket",
-    ),
-    M(
-        "reader skips the sha256 check",
-        "bundle checks (Python)",
-        "sam2enc/bundle.py",
-        'if manifest.get("sha256") != digest:',
-        "if False:",
-        ("tests/test_bundle.py",),
-    ),
-    M(
-        "manifest width and height swapped",
-        "bundle format",
-        "sam2enc/bundle.py",
-        '"originalWidth": self.original_width,',
-        '"originalWidth": self.original_height,',
-        ("tests/test_predictor.py",),
-        "byte_identical",
-    ),
-    M(
-        "bundle written in place, not staged",
-        "whole or nothing",
-        "sam2enc/bundle.py",
-        "    except BaseException:\n        shutil.rmtree(staging, ignore_errors=True)\n        raise",
-        "    except BaseException:\n        raise",
-        ("tests/test_bundle.py",),
-        "interrupted",
-    ),
-    M(
-        "aspect-ratio limit not enforced",
-        "bad input gets one sentence",
-        "sam2enc/image.py",
-        "MAX_ASPECT = 20.0",
-        "MAX_ASPECT = 200.0",
-        ("tests/test_image_inputs.py",),
-        "rejects",
-    ),
-    M(
-        "auto falls back to the CPU silently",
-        "provider reporting",
-        "sam2enc/encoder.py",
-        '        log.warning("Running on CPU: %s", reason)',
-        "        pass",
-        ("tests/test_encoder.py",),
-    ),
-    M(
-        "device='cuda' accepts the CPU",
-        "never serve on the CPU by surprise",
-        "sam2enc/encoder.py",
-        '        if device == "cuda":\n            raise ProviderError',
-        '        if device == "never":\n            raise ProviderError',
-        ("tests/test_encoder.py", "tests/test_serving_env.py"),
-    ),
-    M(
-        "cog.yaml on the CUDA 12.8 base image",
-        "the image's CUDA matches onnxruntime-gpu",
-        "cog.yaml",
-        'cuda: "13.0"',
-        'cuda: "12.8"',
-        ("tests/test_serving_env.py",),
-    ),
-    M(
-        "cog.yaml without SAM2ENC_DEVICE=cuda",
-        "never serve on the CPU by surprise",
-        "cog.yaml",
-        "    - SAM2ENC_DEVICE=cuda",
-        "    - SAM2ENC_DEVICE=auto",
-        ("tests/test_serving_env.py",),
-    ),
-    M(
-        "CUDA libraries hard-coded as .so.12",
-        "errors name what the installed build needs",
-        "sam2enc/cuda.py",
-        "libraries = [name for name in elf_needed(path) if not _SYSTEM.match(name)]",
-        'libraries = ["libcudart.so.12", "libcublas.so.12"]',
-        ("tests/test_serving_env.py",),
-    ),
-    M(
-        "the serving path imports torch",
-        "the image carries no torch",
-        "sam2enc/service.py",
-        "from .bundle import EMBEDDING_FILE, MANIFEST_FILE",
-        "try:\n    import torch  # noqa: F401\nexcept ImportError:\n    pass\n"
-        "from .bundle import EMBEDDING_FILE, MANIFEST_FILE",
-        ("tests/test_serving_env.py",),
-        "auto_serves",
-    ),
-    M(
-        "old predictions never pruned",
-        "disk use bounded",
-        "sam2enc/service.py",
-        "for old in directories[KEEP_PREDICTIONS:]:",
-        "for old in directories[KEEP_PREDICTIONS * 100 :]:",
-        ("tests/test_predictor.py",),
-        "bounded",
-    ),
-    M(
-        "export dumps ONNX Runtime's shape notices",
-        "quiet tools",
-        "sam2enc/export.py",
-        'session = create_session(path, "cpu")',
-        "import onnxruntime as ort\n\n    "
-        'session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])',
-        ("tests/test_cli.py",),
-        "noise",
-    ),
-]
-
-
-def mutation_lists() -> list[Mutation]:
-    """CORE plus the lists kept beside the code they break: ``MUTATIONS = {name: (file, [(old, new),
-    ...], [tests])}`` in tests/replicate_mutations.py and tests/web/mutations.py."""
-    mutations = list(CORE)
-    sys.path.insert(0, str(ROOT))
-    for module_name, promise in (
-        ("tests.replicate_mutations", "Replicate contract"),
-        ("tests.web.mutations", "browser"),
-    ):
+def load_mutations(directory: Path = MUTATIONS_DIR, root: Path = ROOT) -> list[Mutation]:
+    """Every entry of every ``directory/*.json``, checked; MutationListError names each problem."""
+    files = sorted(directory.glob("*.json"))
+    if not files:
+        raise MutationListError(f"no mutation lists in {directory}")
+    mutations: list[Mutation] = []
+    problems: list[str] = []
+    for path in files:
         try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError:
+            entries = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            problems.append(f"{path.name}: cannot be read as JSON ({exc})")
             continue
-        for name, (path, edits, tests) in module.MUTATIONS.items():
-            mutations.append(Mutation(name, promise, path, tuple(map(tuple, edits)), tuple(tests)))
+        if not isinstance(entries, list):
+            problems.append(f"{path.name}: must hold a list of mutations")
+            continue
+        for number, entry in enumerate(entries, 1):
+            where = f"{path.name} #{number} ({entry.get('name', '?') if isinstance(entry, dict) else '?'})"
+            problem = _entry_problem(entry, root)
+            if problem:
+                problems.append(f"{where}: {problem}")
+                continue
+            mutations.append(Mutation(**{**entry, "tests": tuple(entry["tests"])}, group=path.stem))
+    names = [m.name for m in mutations]
+    problems += [f"the name {n!r} is used twice" for n in sorted({n for n in names if names.count(n) > 1})]
+    if problems:
+        raise MutationListError("mutation lists are broken:\n  " + "\n  ".join(problems))
     return mutations
+
+
+def _entry_problem(entry: object, root: Path) -> str | None:
+    """What is wrong with one list entry (shape, types, stale text, missing test files), or None."""
+    if not isinstance(entry, dict):
+        return "not an object"
+    if set(entry) != set(FIELDS):
+        return f"fields must be exactly {sorted(FIELDS)}, got {sorted(entry)}"
+    for field, kind in FIELDS.items():
+        if not isinstance(entry[field], kind):
+            return f"{field!r} has the wrong type"
+    if not entry["tests"] or not all(isinstance(t, str) and t for t in entry["tests"]):
+        return "'tests' must be a non-empty list of pytest node ids or files"
+    if missing := [t for t in entry["tests"] if not (root / t.partition("::")[0]).is_file()]:
+        return f"test files do not exist: {', '.join(missing)}"
+    target = root / entry["path"]
+    if not target.is_file():
+        return f"{entry['path']} does not exist"
+    count = target.read_text().count(entry["old"])
+    if count != 1:
+        return f"stale: its 'old' text occurs {count} times in {entry['path']} (must be exactly once)"
+    return None
 
 
 def copy_tree(target: Path) -> None:
@@ -291,11 +140,9 @@ def run_tests(tree: Path, tests: tuple[str, ...], k: str | None, timeout: float)
 def apply(tree: Path, mutation: Mutation) -> bool:
     path = tree / mutation.path
     text = path.read_text()
-    for old, new in mutation.edits:
-        if text.count(old) != 1:
-            return False
-        text = text.replace(old, new)
-    path.write_text(text)
+    if text.count(mutation.old) != 1:
+        return False
+    path.write_text(text.replace(mutation.old, mutation.new))
     return True
 
 
@@ -315,21 +162,25 @@ def check_import_isolation(tree: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.mutate", description=__doc__.splitlines()[0])
     parser.add_argument("-k", help="only mutations whose name contains this text")
-    parser.add_argument("--group", choices=["all", "core", "replicate", "browser"], default="all")
+    parser.add_argument(
+        "--group", default="all", help="one list: a file stem in tests/mutations/ (core, replicate, ...)"
+    )
     parser.add_argument("--timeout", type=float, default=600, help="seconds per test run")
     parser.add_argument("--json", type=Path, default=ROOT / "build" / "mutate.json")
     args = parser.parse_args(argv)
 
-    groups = {"browser": {"browser"}, "replicate": {"Replicate contract"}}
+    try:
+        everything = load_mutations(MUTATIONS_DIR)
+    except MutationListError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    groups = sorted({m.group for m in everything})
+    if args.group != "all" and args.group not in groups:
+        parser.error(f"--group: one of all, {', '.join(groups)}")
     mutations = [
         m
-        for m in mutation_lists()
-        if (not args.k or args.k.lower() in m.name.lower())
-        and (
-            args.group == "all"
-            or m.promise in groups.get(args.group, set())
-            or (args.group == "core" and m.promise not in {"browser", "Replicate contract"})
-        )
+        for m in everything
+        if (not args.k or args.k.lower() in m.name.lower()) and args.group in ("all", m.group)
     ]
     rows = []
     started = time.monotonic()
