@@ -83,6 +83,8 @@ class ReplicateStandIn:
     - ``outputs_need_token``: output downloads answer 401 without ``Authorization``;
     - ``throttle``: the next N API requests (matching ``throttle_methods``) answer 429 with
       ``Retry-After: retry_after``;
+    - ``unavailable``: API requests whose path starts with this answer 503 (``Retry-After: 0``), as
+      Replicate does when a backend is down;
     - ``deadline_scale``: real seconds per ``Cancel-After`` second (Replicate's minimum is 5 s; tests
       shrink time instead of waiting);
     - ``models``: see ``default_models``.
@@ -116,6 +118,7 @@ class ReplicateStandIn:
         self.throttle = 0
         self.throttle_methods = ("GET", "POST")
         self.retry_after = "1"
+        self.unavailable: str | None = None
         self.deadline_scale = 1.0
         self.models = default_models()
 
@@ -290,7 +293,7 @@ class ReplicateStandIn:
                 )
 
             def _accept(self, body: bytes) -> bool:
-                """Record and check the request; False once an error (401, 429) has been answered."""
+                """Record and check the request; False once an error (401, 429, 503) has been answered."""
                 standin.requests.append((self.command, self.path))
                 standin.headers[(self.command, self.path)] = dict(self.headers)
                 standin.violations += contract.check_request(self.command, self.path, self.headers, body)
@@ -302,6 +305,9 @@ class ReplicateStandIn:
                         "Request was throttled.",
                         Retry_After=standin.retry_after,
                     )
+                    return False
+                if standin.unavailable and self.path.startswith(standin.unavailable):
+                    self._problem(503, "Service Unavailable", "upstream connect error", Retry_After="0")
                     return False
                 auth = self.headers.get("Authorization", "")
                 standin.seen_authorization.append(auth)

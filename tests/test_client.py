@@ -175,6 +175,16 @@ def test_429_past_the_deadline_is_one_sentence(replicate_api, photos):
     assert time.monotonic() - started < 5
 
 
+@pytest.mark.parametrize("path", ["/v1/predictions", "/v1/predictions/"], ids=["create", "poll"])
+def test_a_5xx_is_one_sentence_at_once(replicate_api, photos, path):
+    """A 5xx is Replicate failing: said at once (GETs after their retries), never waited on."""
+    replicate_api.unavailable = path
+    started = time.monotonic()
+    with pytest.raises(RemoteError, match=r"\(503: upstream connect error\)"):
+        run(replicate_api, photos["rocket"], timeout=30)
+    assert time.monotonic() - started < 10
+
+
 def test_an_unreachable_api_is_a_remote_error(photos):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
