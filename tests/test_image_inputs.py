@@ -89,6 +89,9 @@ def _accepted() -> list[Case]:
     pal_rgb = np.asarray(palette.convert("RGB"))
     sixteen = (np.arange(120 * 160, dtype=np.uint32).reshape(120, 160) * 3).astype(np.uint16)
     rgb16 = (rgb.astype(np.uint16) * 257 + 128).astype(">u2")
+    unit = (gray / 255).astype(np.float32)  # a float image in [0, 1] ...
+    unit[0, 0] = 1.0  # ... whose maximum is exactly 1.0 (white): still a [0, 1] image, not 0-255
+    gray_of_unit = np.round(unit.astype(np.float64) * 255).astype(np.uint8)
     cases = [
         Case("jpeg baseline", lambda: save(Image.fromarray(rgb), "JPEG", quality=95), rgb, tolerance=40),
         Case(
@@ -146,6 +149,11 @@ def _accepted() -> list[Case]:
         Case("webp lossless", lambda: save(Image.fromarray(rgb), "WEBP", lossless=True), rgb),
         Case("webp lossy", lambda: save(Image.fromarray(rgb), "WEBP", quality=95), rgb, tolerance=60),
         Case("bmp", lambda: save(Image.fromarray(rgb), "BMP"), rgb),
+        Case(
+            "tiff float32 in [0, 1], max exactly 1.0",
+            lambda: save(Image.fromarray(unit), "TIFF"),
+            np.dstack([gray_of_unit] * 3),
+        ),
         Case("tiff", lambda: save(Image.fromarray(rgb), "TIFF"), rgb),
         Case("png named .jpg", lambda: save(Image.fromarray(rgb), "PNG"), rgb, filename="photo.jpg"),
     ]
@@ -249,7 +257,11 @@ def files(tmp_path_factory) -> dict[str, Path]:
 
 @pytest.mark.parametrize("case", ACCEPTED, ids=lambda c: c.name)
 def test_library_decodes_to_the_upright_rgb(case, files):
-    assert_matches(load_image(files[case.name]).rgb, case)
+    loaded = load_image(files[case.name])
+    assert_matches(loaded.rgb, case)
+    # the size the manifest reports (originalWidth/Height) is the upright one: orientations 5-8 swap it
+    height, width = expected_rgb(case).shape[:2]
+    assert (loaded.width, loaded.height) == (width, height), case.name
 
 
 @pytest.mark.parametrize("case", REJECTED, ids=lambda c: c.name)
