@@ -126,8 +126,7 @@ def test_the_0_1_0_names_of_the_model_directory_still_work_with_a_warning(entry_
 
 def test_the_readme_code_map_names_every_module():
     readme = (ROOT / "README.md").read_text()
-    code_map = readme[readme.index("## Code map") :]
-    code_map = code_map[: code_map.index("\n## ", 1)]
+    code_map = readme[readme.index("## Code map") :].split("\n## ")[0]  # to the next section, if any
     named = set(re.findall(r"`([\w/.]+\.py)`", code_map))
     modules = {p.relative_to(ROOT).as_posix() for p in (ROOT / "sam2enc").rglob("*.py")}
     modules |= {p.relative_to(ROOT).as_posix() for p in (ROOT / "tools").glob("*.py")}
