@@ -2,7 +2,7 @@
 
 Python prepares the fixtures — a bundle of a real photo from the random-weight tiny export, the Python
 Decoder's masks for a click, click + exclude, a box and box + click, a corrupted embedding and a bundle
-that says another model made it — then `node --test tests/js/` checks the module against them (one
+that says another model made it; a refining click and the hi-res decoder — then `node --test tests/js/` checks the module against them (one
 onnxruntime-web session for every case). Cost: ~5 s encode + ~6 s node on 2 shared cores.
 """
 
@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from sam2enc.bundle import EMBEDDING_FILE, MANIFEST_FILE, read_bundle
+from sam2enc.decoder import Decoder
 from sam2enc.pipeline import encode_to_dir
 from tools import layout_js
 
@@ -45,11 +46,21 @@ def fixtures(tmp_path_factory, photos, encoder, decoder, models_dir) -> Path:
     bundle_dir = encode_to_dir(photos["coffee"], encoder, out / "bundle")
     bundle = read_bundle(bundle_dir)
     cases = {}
-    for name, prompt in CASES.items():
-        prediction = decoder.predict(bundle, points=prompt["points"], box=prompt["box"])
+
+    def expect(name: str, prediction, **prompt) -> None:
         mask = prediction.masks[prediction.best].astype(np.uint8)
         (out / f"{name}.mask").write_bytes(mask.tobytes())
         cases[name] = {**prompt, "mask": str(out / f"{name}.mask"), "best": prediction.best}
+
+    for name, prompt in CASES.items():
+        expect(name, decoder.predict(bundle, points=prompt["points"], box=prompt["box"]), **prompt)
+    # A second click refining the first mask (mask_input = the first result's best low-res logits).
+    first = decoder.predict(bundle, points=CASES["click"]["points"])
+    refine = {"points": [[300, 180, 1], [250, 100, 1]], "box": None}
+    mask_input = first.low_res_logits[first.best]
+    expect("refine", decoder.predict(bundle, mask_input=mask_input, **refine), **refine)
+    hires = Decoder(models_dir, hires=True).predict(bundle, points=CASES["click"]["points"])
+    expect("hires_click", hires, **CASES["click"], logitSize=hires.low_res_logits.shape[-1])
 
     corrupted = out / "corrupted"
     shutil.copytree(bundle_dir, corrupted)

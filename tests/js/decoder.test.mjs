@@ -46,6 +46,35 @@ describe("sam2enc module vs the Python decoder", { skip: !fixtures && "set $SAM2
     });
   }
 
+  test("refine: a second click fed the first result's lowResLogits[best] as maskInput", async () => {
+    const { points, mask: maskPath, best } = fixtures.cases.refine;
+    const first = await segment(decoder, bundle, { points: fixtures.cases.click.points });
+    const result = await segment(decoder, bundle, { points, maskInput: first.lowResLogits[first.best] });
+    assert.equal(result.best, best);
+    const overlap = iou(result.mask, await readFile(maskPath));
+    assert.ok(overlap >= 0.999, `IoU ${overlap} with the Python decoder's mask`);
+  });
+
+  test("decoder_hires.onnx: the same mask as Python's hi-res decoder", async () => {
+    const { points, mask: maskPath, best, logitSize } = fixtures.cases.hires_click;
+    const hires = await loadDecoder(join(fixtures.models, "decoder_hires.onnx"), { ort: decoder.ort });
+    const result = await segment(hires, bundle, { points });
+    assert.equal(result.best, best);
+    assert.equal(result.lowResLogits[0].length, logitSize * logitSize);
+    const overlap = iou(result.mask, await readFile(maskPath));
+    assert.ok(overlap >= 0.999, `IoU ${overlap} with the Python decoder's mask`);
+    await hires.session.release();
+  });
+
+  test("a bad manifest or embedding is refused with Python's sentence", async () => {
+    const [manifest, embedding] = await readBundle(fixtures.bundle);
+    const parsed = JSON.parse(manifest);
+    await assert.rejects(openBundle({ ...parsed, version: 2 }, embedding), /bundle version 2 is not supported/);
+    await assert.rejects(openBundle(parsed, embedding.subarray(0, 1000)), /embedding.bin has 1,000 bytes, expected 8,388,608/);
+    await assert.rejects(openBundle({ ...parsed, format: "x" }, embedding), /does not describe a sam2enc-bundle/);
+    await assert.rejects(openBundle("{", embedding), /not valid JSON/);
+  });
+
   test("a corrupted embedding is refused, naming sha256", async () => {
     await assert.rejects(openBundle(...(await readBundle(fixtures.corrupted))), /sha256/);
   });

@@ -1,5 +1,5 @@
 // openBundle: a bundle's manifest + embedding.bin, verified against the format, as float32 tensors.
-// The same checks, in the same order, as sam2enc/bundle.py parse_bundle; the layout comes from
+// The same checks, in the same order and words, as sam2enc/bundle.py parse_bundle; the layout comes from
 // layout.js, which is generated from Python's bundle.LAYOUT.
 import { BYTE_LENGTH, FORMAT, INPUT_SIZE, LAYOUT, VERSION } from "./layout.js";
 
@@ -50,29 +50,29 @@ export async function openBundle(manifest, embedding) {
     try {
       manifest = JSON.parse(manifest);
     } catch (err) {
-      throw new Error(`manifest.json is not valid JSON (${err.message}).`);
+      throw new Error(`manifest.json is not valid JSON (${err.message})`);
     }
   }
   if (!manifest || typeof manifest !== "object" || manifest.format !== FORMAT) {
-    throw new Error(`manifest.json does not describe a ${FORMAT}.`);
+    throw new Error(`manifest.json does not describe a ${FORMAT}`);
   }
   if (manifest.version !== VERSION) {
-    throw new Error(`Bundle version ${JSON.stringify(manifest.version)} is not supported (this reader knows version ${VERSION}).`);
+    throw new Error(`bundle version ${JSON.stringify(manifest.version)} is not supported (this reader knows version ${VERSION})`);
   }
   const bytes = bytesOf(embedding);
   if (bytes.byteLength !== BYTE_LENGTH) {
-    throw new Error(`embedding.bin has ${bytes.byteLength.toLocaleString("en-US")} bytes, expected ${BYTE_LENGTH.toLocaleString("en-US")} (truncated or not a bundle).`);
+    throw new Error(`embedding.bin has ${bytes.byteLength.toLocaleString("en-US")} bytes, expected ${BYTE_LENGTH.toLocaleString("en-US")} (truncated or not a bundle)`);
   }
   if (!sameLayout(manifest.tensors)) {
-    throw new Error(`The manifest's tensors do not match the version ${VERSION} layout.`);
+    throw new Error(`manifest tensors do not match the version ${VERSION} layout`);
   }
   const digest = hex(await globalThis.crypto.subtle.digest("SHA-256", bytes));
   if (manifest.sha256 !== digest) {
-    throw new Error("embedding.bin does not match the manifest's sha256 (corrupted).");
+    throw new Error("embedding.bin does not match the manifest's sha256 (corrupted)");
   }
   const width = manifest.originalWidth, height = manifest.originalHeight;
   if (!(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0)) {
-    throw new Error("originalWidth/originalHeight must be positive integers.");
+    throw new Error("originalWidth/originalHeight must be positive integers");
   }
   // The payload may sit at any byte offset inside a larger buffer: copy once to an aligned one.
   const aligned = bytes.byteOffset % 2 === 0 ? bytes : bytes.slice();
