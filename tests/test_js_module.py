@@ -1,9 +1,9 @@
 """The JS module (`import ... from "sam2enc"`) decodes like the Python decoder and refuses what it refuses.
 
 Python prepares the fixtures — a bundle of a real photo from the random-weight tiny export, the Python
-Decoder's masks for a click, click + exclude, a box and box + click, a corrupted embedding and a bundle
-that says another model made it; a refining click and the hi-res decoder — then `node --test tests/js/` checks the module against them (one
-onnxruntime-web session for every case). Cost: ~5 s encode + ~6 s node on 2 shared cores.
+Decoder's masks for a click, click + exclude, a box, box + click, a refining click and the hi-res
+decoder, a corrupted embedding and a bundle that says another model made it — then `node --test
+tests/js/` checks the module against them (one onnxruntime-web session for every decoder.onnx case).
 """
 
 from __future__ import annotations
