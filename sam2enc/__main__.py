@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except (Sam2EncError, MissingDependency) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return getattr(exc, "exit_code", 2)
     except ModuleNotFoundError as exc:  # an optional dependency imported mid-command
         if (sentence := explain(exc)) is None:
             raise
