@@ -13,8 +13,8 @@ through unchanged (upstream = ``--upstream``, Replicate's ``https://api.replicat
   prediction still running then);
 - ``GET /api/predictions/<id>`` and ``POST /api/predictions/<id>/cancel``;
 - ``GET /api/files?url=<output URL>``: an output file, from the upstream's own origin or
-  ``https://replicate.delivery`` / ``https://*.replicate.delivery`` only. It is fetched without the
-  token first (delivery links are usually pre-signed); if that answers 401/403 and the request carried
+  ``https://replicate.delivery`` / ``https://*.replicate.delivery`` (port 443) only. It is fetched
+  without the token first (delivery links are usually pre-signed); if that answers 401/403 and it carried
   ``Authorization``, it is retried once with it — to those hosts only, never over plain http except
   to a loopback upstream. A download follows a redirect only to a host it could fetch directly and
   never with the token; API calls follow none.
@@ -22,10 +22,12 @@ through unchanged (upstream = ``--upstream``, Replicate's ``https://api.replicat
 Upstream answers, errors included (Replicate's are ``application/problem+json``), are passed through
 with their status and type. The proxy's own refusals are problem+json too, with ``"source": "proxy"``,
 so the page can tell "the local proxy refused" from "Replicate refused": 400/411 malformed bodies, 413
-bodies over 100 MB (Replicate's files limit), 403 output URLs on other hosts, 404/405 every other path,
+bodies over 100 MB (Replicate's files limit), 403 output URLs on other hosts and API calls a page on
+another origin sends (its ``Origin`` is not this server's), 404/405 every other path,
 502 unreachable/redirecting/oversized upstream, 504 an upstream slower than 60 s. It stores nothing and
-never logs a header or a query string. It also serves the app, onnxruntime-web from node_modules, and
-the decoder graphs from the models directory.
+never logs a header or a query string. tests/fixtures/token-policy.json is the table of cases this proxy,
+client.py and the hosted handler (web/edge/proxy.js) all pass. It also serves the app, onnxruntime-web
+from node_modules, and the decoder graphs from the models directory.
 """
 
 from __future__ import annotations
