@@ -1,5 +1,7 @@
 """python -m sam2enc.web serve [--host 127.0.0.1] [--port 8000] [--upstream URL] [--models-dir DIR]
-[--random-if-missing] [--no-demo]"""
+[--random-if-missing] [--no-demo]
+
+python -m sam2enc.web build OUT [--models-dir DIR | --random-if-missing] [--demo PHOTO ...] [--proxy URL]"""
 
 from __future__ import annotations
 
@@ -35,14 +37,62 @@ def main(argv: list[str] | None = None) -> int:
         help="with no exported model, serve the loudly labelled random-weight tiny export (as make demo)",
     )
     p.add_argument("--no-demo", action="store_true", help="do not encode the demo photo at startup")
+    p.set_defaults(run=_serve)
+    b = sub.add_parser(
+        "build", help="write the app as a static site, demo bundles baked in (sam2enc/web/site.py)"
+    )
+    b.add_argument("out", type=Path, metavar="OUT", help="a new or empty directory, or an earlier build")
+    b.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR, help="directory with decoder.onnx")
+    b.add_argument(
+        "--random-if-missing", action="store_true", help="with no exported model, ship the random one"
+    )
+    b.add_argument(
+        "--demo",
+        dest="demos",
+        type=Path,
+        action="append",
+        metavar="PHOTO",
+        help="a photo to encode now and ship as a demo (repeatable; default: the astronaut)",
+    )
+    b.add_argument(
+        "--proxy", metavar="URL", help="base URL of a hosted token proxy (sam2enc/web/edge/proxy.js)"
+    )
+    b.set_defaults(run=_build)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    models_dir = args.models_dir
-    if problem := assets.models_ready(models_dir):
+    return args.run(parser, args)
+
+
+def _models(args) -> Path | None:
+    """The models directory to use, or None after saying why there is none."""
+    if problem := assets.models_ready(args.models_dir):
         if not args.random_if_missing:
             print(f"error: {problem}.", file=sys.stderr)
-            return 2
-        models_dir = assets.random_models(assets.RANDOM_MODELS)
+            return None
+        return assets.random_models(assets.RANDOM_MODELS)
+    return args.models_dir
+
+
+def _build(parser: argparse.ArgumentParser, args) -> int:
+    from .site import SiteError, build
+
+    models_dir = _models(args)
+    if models_dir is None:
+        return 2
+    try:
+        built = build(args.out, models_dir, args.demos, args.proxy)
+    except SiteError as exc:
+        print(f"error: {exc}.", file=sys.stderr)
+        return 2
+    total = sum(built.files.values())
+    print(f"static site in {built.out}: {len(built.files)} files, {total / 2**20:.1f} MiB", flush=True)
+    return 0
+
+
+def _serve(parser: argparse.ArgumentParser, args) -> int:
+    models_dir = _models(args)
+    if models_dir is None:
+        return 2
     demo, reason = None, "started with --no-demo"
     if not args.no_demo:
         try:

@@ -13,8 +13,8 @@ through unchanged (upstream = ``--upstream``, Replicate's ``https://api.replicat
   prediction still running then);
 - ``GET /api/predictions/<id>`` and ``POST /api/predictions/<id>/cancel``;
 - ``GET /api/files?url=<output URL>``: an output file, from the upstream's own origin or
-  ``https://replicate.delivery`` / ``https://*.replicate.delivery`` only. It is fetched without the
-  token first (delivery links are usually pre-signed); if that answers 401/403 and the request carried
+  ``https://replicate.delivery`` / ``https://*.replicate.delivery`` (port 443) only. It is fetched
+  without the token first (delivery links are usually pre-signed); if that answers 401/403 and it carried
   ``Authorization``, it is retried once with it — to those hosts only, never over plain http except
   to a loopback upstream. A download follows a redirect only to a host it could fetch directly and
   never with the token; API calls follow none.
@@ -22,10 +22,12 @@ through unchanged (upstream = ``--upstream``, Replicate's ``https://api.replicat
 Upstream answers, errors included (Replicate's are ``application/problem+json``), are passed through
 with their status and type. The proxy's own refusals are problem+json too, with ``"source": "proxy"``,
 so the page can tell "the local proxy refused" from "Replicate refused": 400/411 malformed bodies, 413
-bodies over 100 MB (Replicate's files limit), 403 output URLs on other hosts, 404/405 every other path,
+bodies over 100 MB (Replicate's files limit), 403 output URLs on other hosts and API calls a page on
+another origin sends (its ``Origin`` is not this server's), 404/405 every other path,
 502 unreachable/redirecting/oversized upstream, 504 an upstream slower than 60 s. It stores nothing and
-never logs a header or a query string. It also serves the app, onnxruntime-web from node_modules, and
-the decoder graphs from the models directory.
+never logs a header or a query string. tests/fixtures/token-policy.json is the table of cases this proxy,
+client.py and the hosted handler (web/edge/proxy.js) all pass. It also serves the app, onnxruntime-web
+from node_modules, and the decoder graphs from the models directory.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from .. import client
 from . import assets
 
 log = logging.getLogger("sam2enc.web")
@@ -68,19 +71,30 @@ class Proxy(ThreadingHTTPServer):
         super().__init__(address, Handler)
 
     def file_host_allowed(self, url: str) -> bool:
-        """The upstream's own origin (scheme, host and port), or Replicate's delivery hosts over https."""
-        parts, upstream = urllib.parse.urlsplit(url), urllib.parse.urlsplit(self.upstream)
-        if (parts.scheme, parts.netloc) == (upstream.scheme, upstream.netloc):
+        """The upstream's own origin (scheme, host and port), or Replicate's delivery hosts over https on
+        the default port (tests/fixtures/token-policy.json is the table all three implementations pass)."""
+        if not url.startswith(("https://", "http://")):
+            return False
+        try:
+            parts = urllib.parse.urlsplit(url)
+            port = parts.port
+        except ValueError:
+            return False
+        if client._origin(url) == client._origin(self.upstream):
             return True
         host = (parts.hostname or "").lower()
-        return parts.scheme == "https" and any(host == h or host.endswith("." + h) for h in DELIVERY_HOSTS)
+        delivery = any(host == h or host.endswith("." + h) for h in DELIVERY_HOSTS)
+        return parts.scheme == "https" and port in (None, 443) and delivery
 
     def token_allowed(self, url: str) -> bool:
-        """Where a download may carry the caller's token: the hosts it may fetch from, over https, or
-        over plain http to a loopback upstream only (a local stand-in)."""
-        host = urllib.parse.urlsplit(url).hostname or ""
-        loopback = host in ("localhost", "::1") or host.startswith("127.")
-        return self.file_host_allowed(url) and (url.startswith("https://") or loopback)
+        """Where a download may carry the caller's token: a host it may fetch from, where the client
+        would send it too (over plain http only to a loopback upstream: a local stand-in)."""
+        return self.file_host_allowed(url) and client.token_allowed(url, self.upstream)
+
+    def origin_allowed(self, origin: str | None, host: str | None) -> bool:
+        """A browser's request from another site is refused before anything is forwarded: the page this
+        proxy serves sends its own origin (or none, on a same-origin GET)."""
+        return origin is None or origin == f"http://{host}"
 
 
 class RedirectRefused(urllib.error.URLError):
@@ -112,6 +126,8 @@ class Handler(BaseHTTPRequestHandler):
     # --- routing -----------------------------------------------------------------------------------
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
+        if self._foreign():
+            return None
         if match := PREDICTION_ID.fullmatch(path):
             return self._forward("GET", f"{self.server.upstream}/predictions/{match.group(1)}")
         if match := MODEL.fullmatch(path):  # owner/name → latest_version.id, resolved by the page
@@ -123,6 +139,8 @@ class Handler(BaseHTTPRequestHandler):
         return self._error(404, "not found")
 
     def do_POST(self) -> None:
+        if self._foreign():
+            return None
         if self.path == "/api/predictions":
             deadline = {"Cancel-After": f"{self.server.cancel_after}s"} if self.server.cancel_after else {}
             return self._forward("POST", f"{self.server.upstream}/predictions", extra=deadline)
@@ -137,9 +155,20 @@ class Handler(BaseHTTPRequestHandler):
         )
 
     def do_PUT(self) -> None:
+        if self._foreign():
+            return None
         self._error(405 if self._known() else 404, "method not allowed")
 
     do_DELETE = do_PATCH = do_PUT
+
+    def _foreign(self) -> bool:
+        """Refuse (403) an API call from another origin; True once refused."""
+        if not self.path.startswith("/api/"):
+            return False
+        if self.server.origin_allowed(self.headers.get("Origin"), self.headers.get("Host")):
+            return False
+        self._refuse(403, "this proxy serves its own page only: the request came from another origin")
+        return True
 
     def _known(self) -> bool:
         path = self.path.split("?", 1)[0]
@@ -165,7 +194,7 @@ class Handler(BaseHTTPRequestHandler):
     def _file(self) -> None:
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
         url = (query.get("url") or [""])[0]
-        if not url.startswith(("https://", "http://")) or not self.server.file_host_allowed(url):
+        if not self.server.file_host_allowed(url):
             return self._error(403, "only the upstream's output files can be fetched")
         auth = self.headers.get("Authorization")
         retry = auth if auth and self.server.token_allowed(url) else None

@@ -1,0 +1,242 @@
+"""``python -m sam2enc.web build OUT``: the browser app as a static site, with its demos baked in.
+
+What a static host (Cloudflare Pages, Netlify, Vercel, GitHub Pages, ``python -m http.server``) needs
+to run the page with no server of ours: the page's files (the static directory, copied as it is), the
+onnxruntime-web files the worker loads, the decoder graphs with ``model.json``, one demo bundle per
+photo, encoded here at build time, and ``config.json`` (where the token proxy is, if any). ``_headers``
+(Netlify, Cloudflare Pages) and ``vercel.json`` ask those hosts for cross-origin isolation (COOP/COEP:
+WASM threads) and caching; a host that ignores them still serves a working, single-threaded page.
+
+Every file stays under 25 MiB, Cloudflare Pages' limit per file: an onnxruntime-web entry whose WASM
+is larger (the WebGPU builds, ~27 MB) is left out and ``config.json`` says so. The site is written
+to a temporary directory and moved into place only when complete.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from ..modeldir import DECODER_FILE, DECODER_HIRES_FILE, MODEL_INFO_FILE
+from . import assets
+
+log = logging.getLogger(__name__)
+
+MAX_FILE = 25 * 1024 * 1024  # Cloudflare Pages' per-file limit
+GENERATOR = "sam2enc web build"
+ORT_IMPORT = re.compile(r"vendor/ort/(ort[\w.-]*\.mjs)")
+ORT_RUNTIME = re.compile(r"ort-wasm[\w.-]*\.(?:wasm|mjs)")
+# Cross-origin isolation lets onnxruntime-web use WASM threads (SharedArrayBuffer).
+ISOLATION = {
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Embedder-Policy": "require-corp",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+# The page, models and demos change with a rebuild under the same names: revalidate (ETag) each use.
+# onnxruntime-web is pinned by package.json; a week's caching keeps repeat visits to a few requests.
+# One rule per path (Cloudflare Pages joins the values of every rule that matches a path).
+REVALIDATE = ("/", "/index.html", "/config.json", "/static/*", "/models/*", "/demos/*")
+VENDOR_CACHE = "public, max-age=604800"
+
+
+class SiteError(Exception):
+    """The site could not be built; the message is one sentence for the user."""
+
+
+@dataclass(frozen=True)
+class Built:
+    out: Path
+    files: dict[str, int]  # path relative to out -> size in bytes
+    demos: list[str]  # slugs
+    ort: list[str]  # onnxruntime-web entries shipped
+
+
+def build(
+    out: Path,
+    models_dir: Path,
+    demos: list[Path] | None = None,
+    proxy: str | None = None,
+    static: Path = assets.STATIC,
+    ort_dist: Path = assets.ORT_DIST,
+) -> Built:
+    """Write the site to ``out`` (a new or empty directory, or an earlier build, which is replaced)."""
+    out = Path(out)
+    proxy = _proxy(proxy)
+    _check_out(out)
+    if problem := assets.models_ready(models_dir):
+        raise SiteError(problem)
+    photos = [assets.DEMO_PHOTO] if demos is None else list(demos)
+    for photo in photos:
+        if not Path(photo).is_file():
+            raise SiteError(f"the demo photo {photo} does not exist")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        shutil.copytree(static, work / "static")
+        shutil.copy2(static / "index.html", work / "index.html")
+        ort = _copy_ort(static, ort_dist, work / "vendor" / "ort")
+        _copy_models(Path(models_dir), work / "models")
+        slugs = _write_demos(Path(models_dir), photos, work / "demos")
+        config = {"generator": GENERATOR, "proxy": proxy, "demos": "demos/index.json", "models": "models/"}
+        config["ort"] = {"entries": ort, "webgpu": any("all" in name for name in ort)}
+        _write_json(work / "config.json", config)
+        (work / "_headers").write_text(_netlify_headers())
+        _write_json(work / "vercel.json", _vercel_json())
+        (work / ".nojekyll").write_text("")  # GitHub Pages: serve the files as they are
+        files = _sizes(work)
+        if too_big := [f"{name} ({size / 2**20:.1f} MiB)" for name, size in files.items() if size > MAX_FILE]:
+            raise SiteError(f"{', '.join(too_big)} is over the 25 MiB a static host takes per file")
+        if out.exists():
+            shutil.rmtree(out)
+        work.rename(out)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    log.info("static site in %s: %d files, demos %s", out, len(files), ", ".join(slugs) or "none")
+    return Built(out, files, slugs, ort)
+
+
+def _proxy(proxy: str | None) -> str | None:
+    """The proxy's base URL (its routes are ``<base>/api/...``), without a trailing slash."""
+    if proxy is None:
+        return None
+    parts = urlsplit(proxy)
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
+        raise SiteError(
+            f"--proxy must be the proxy's http(s) base URL, such as https://proxy.example; got {proxy!r}"
+        )
+    return proxy.rstrip("/")
+
+
+def _check_out(out: Path) -> None:
+    """Refuse to overwrite a directory that is neither empty nor an earlier build."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise SiteError(f"{out} exists and is not a directory")
+    config = out / "config.json"
+    try:
+        earlier = json.loads(config.read_text()).get("generator") == GENERATOR
+    except (OSError, ValueError, AttributeError):
+        earlier = False
+    if any(out.iterdir()) and not earlier:
+        raise SiteError(f"{out} is not empty and not an earlier site build: choose a new directory")
+
+
+def _copy_ort(static: Path, dist: Path, target: Path) -> list[str]:
+    """The onnxruntime-web entries the worker imports, each with the runtime files it loads; an entry
+    with a file over MAX_FILE is left out (the worker then falls back to the WASM build)."""
+    code = "\n".join(p.read_text(errors="replace") for p in static.rglob("*.js"))
+    shipped = []
+    for entry in sorted(set(ORT_IMPORT.findall(code))):
+        source = dist / entry
+        if not source.is_file():
+            raise SiteError(f"onnxruntime-web has no {entry} in {dist}: run `npm ci` first")
+        files = _runtime_files(dist, entry)
+        if big := [f.name for f in files if f.stat().st_size > MAX_FILE]:
+            log.warning("leaving out %s: %s is over 25 MiB", entry, ", ".join(big))
+            continue
+        target.mkdir(parents=True, exist_ok=True)
+        for file in files:
+            shutil.copy2(file, target / file.name)
+        shipped.append(entry)
+    if not shipped:
+        raise SiteError("no onnxruntime-web build the page imports fits under 25 MiB per file")
+    return shipped
+
+
+def _runtime_files(dist: Path, entry: str) -> list[Path]:
+    """``entry`` and every ort-wasm file it loads, directly or through another (.mjs -> .wasm)."""
+    found, queue = [dist / entry], [dist / entry]
+    while queue:
+        for name in sorted(set(ORT_RUNTIME.findall(queue.pop().read_text(errors="replace")))):
+            file = dist / name
+            if not file.is_file():
+                raise SiteError(f"onnxruntime-web's {entry} needs {name}, which {dist} lacks")
+            if file not in found:
+                found.append(file)
+                if file.suffix == ".mjs":
+                    queue.append(file)
+    return found
+
+
+def _copy_models(models_dir: Path, target: Path) -> None:
+    target.mkdir(parents=True)
+    for name in (DECODER_FILE, DECODER_HIRES_FILE, MODEL_INFO_FILE):
+        if (models_dir / name).is_file():
+            shutil.copy2(models_dir / name, target / name)
+
+
+def _slug(photo: Path, taken: set[str]) -> str:
+    base = re.sub(r"[^a-z0-9]+", "-", photo.stem.lower()).strip("-") or "photo"
+    slug, n = base, 2
+    while slug in taken:
+        slug, n = f"{base}-{n}", n + 1
+    taken.add(slug)
+    return slug
+
+
+def _write_demos(models_dir: Path, photos: list[Path], target: Path) -> list[str]:
+    """demos/<slug>/{photo.<ext>, embedding.bin, manifest.json} per photo, and demos/index.json that
+    lists them with paths relative to the site's root (the page may live under a sub-path)."""
+    target.mkdir(parents=True)
+    taken: set[str] = set()
+    index = []
+    for photo in photos:
+        photo = Path(photo)
+        slug = _slug(photo, taken)
+        demo = assets.demo_bundle(models_dir, photo)
+        folder = target / slug
+        folder.mkdir()
+        photo_name = f"photo{photo.suffix.lower() or '.jpg'}"
+        (folder / photo_name).write_bytes(demo.photo)
+        (folder / "embedding.bin").write_bytes(demo.embedding)
+        (folder / "manifest.json").write_bytes(demo.manifest)
+        index.append(
+            {
+                "slug": slug,
+                "title": photo.stem,
+                "photo": f"demos/{slug}/{photo_name}",
+                "embedding": f"demos/{slug}/embedding.bin",
+                "manifest": f"demos/{slug}/manifest.json",
+                "model": demo.model,
+                "randomWeights": demo.random_weights,
+            }
+        )
+    _write_json(target / "index.json", {"demos": index})
+    return [d["slug"] for d in index]
+
+
+def _netlify_headers() -> str:
+    """Netlify's and Cloudflare Pages' ``_headers``: isolation everywhere, caching per path."""
+    lines = ["/*"] + [f"  {name}: {value}" for name, value in ISOLATION.items()]
+    for path in REVALIDATE:
+        lines += [path, "  Cache-Control: no-cache"]
+    lines += ["/vendor/*", f"  Cache-Control: {VENDOR_CACHE}"]
+    return "\n".join(lines) + "\n"
+
+
+def _vercel_json() -> dict:
+    everything = [{"key": name, "value": value} for name, value in ISOLATION.items()]
+    revalidate = [{"key": "Cache-Control", "value": "no-cache"}]
+    rules = [{"source": "/(.*)", "headers": everything}]
+    rules += [{"source": path.replace("*", "(.*)"), "headers": revalidate} for path in REVALIDATE]
+    rules.append({"source": "/vendor/(.*)", "headers": [{"key": "Cache-Control", "value": VENDOR_CACHE}]})
+    return {"headers": rules}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _sizes(root: Path) -> dict[str, int]:
+    return {p.relative_to(root).as_posix(): p.stat().st_size for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+__all__ = ["Built", "SiteError", "build"]

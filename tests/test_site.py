@@ -1,0 +1,169 @@
+"""`python -m sam2enc.web build OUT` writes a static site a plain host can serve: the page as it is,
+only the onnxruntime-web files the worker loads, the decoder, one demo bundle per photo encoded at build
+time, the proxy's URL, and host files for cross-origin isolation and caching; no file over 25 MiB.
+
+Cost: one build (~5 s of encoding on 2 cores) shared by the module, plus a second encode to compare.
+The browser test of the built site under a sub-path is the page's follow-up (issue 22).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from sam2enc.bundle import parse_bundle
+from sam2enc.pipeline import encode
+from sam2enc.web import assets, site
+from sam2enc.web.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[1]
+PROXY = "https://proxy.example"
+
+
+@pytest.fixture(scope="module")
+def built(models_dir, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("site") / "public"
+    assert main(["build", str(out), "--models-dir", str(models_dir), "--proxy", f"{PROXY}/"]) == 0
+    return out
+
+
+def files(root: Path) -> dict[str, int]:
+    return {p.relative_to(root).as_posix(): p.stat().st_size for p in root.rglob("*") if p.is_file()}
+
+
+def test_the_site_holds_the_page_the_runtime_the_decoder_and_the_demo(built, models_dir):
+    found = files(built)
+    page = {
+        f"static/{p.relative_to(assets.STATIC).as_posix()}" for p in assets.STATIC.rglob("*") if p.is_file()
+    }
+    assert page <= set(found), "the static directory, copied as it is"
+    for name in page:
+        assert (built / name).read_bytes() == (assets.STATIC / name.removeprefix("static/")).read_bytes()
+    assert (built / "index.html").read_bytes() == (assets.STATIC / "index.html").read_bytes()
+    ort = {name for name in found if name.startswith("vendor/")}
+    assert ort == {
+        "vendor/ort/ort.wasm.min.mjs",
+        "vendor/ort/ort-wasm-simd-threaded.mjs",
+        "vendor/ort/ort-wasm-simd-threaded.wasm",
+    }, "only what the worker loads and that fits: the WebGPU build's WASM is over 25 MiB"
+    for name in ("decoder.onnx", "decoder_hires.onnx", "model.json"):
+        assert (built / "models" / name).read_bytes() == (models_dir / name).read_bytes()
+    assert not [name for name in found if name.endswith(("encoder.onnx", ".pt"))], "no encoder, no checkpoint"
+    host = {"_headers", "vercel.json", "config.json", ".nojekyll", "index.html", "demos/index.json"}
+    demo = {f"demos/astronaut/{n}" for n in ("photo.jpg", "embedding.bin", "manifest.json")}
+    assert set(found) == page | ort | host | demo | {f"models/{n}" for n in assets.MODEL_FILES}
+
+
+def test_no_file_is_over_25_mib(built):
+    big = {name: size for name, size in files(built).items() if size > 25 * 1024 * 1024}
+    assert big == {}
+
+
+def test_the_demo_is_the_photos_bundle_listed_with_relative_paths(built, encoder):
+    index = json.loads((built / "demos" / "index.json").read_text())["demos"]
+    assert [d["slug"] for d in index] == ["astronaut"]
+    [demo] = index
+    for key in ("photo", "embedding", "manifest"):
+        assert not demo[key].startswith("/"), "relative: the site may live under a sub-path"
+        assert (built / demo[key]).is_file()
+    assert demo["randomWeights"] is True and demo["model"] == "sam2.1_hiera_tiny"
+    assert (built / demo["photo"]).read_bytes() == assets.DEMO_PHOTO.read_bytes()
+    payload = (built / demo["embedding"]).read_bytes()
+    bundle = parse_bundle(json.loads((built / demo["manifest"]).read_text()), payload)
+    assert payload == encode(assets.DEMO_PHOTO, encoder).to_bytes(), "the encoder's bundle of that photo"
+    assert bundle.to_bytes() == payload
+
+
+def test_config_carries_the_proxy_and_the_runtime_shipped(built):
+    config = json.loads((built / "config.json").read_text())
+    assert config["proxy"] == PROXY
+    assert config["ort"] == {"entries": ["ort.wasm.min.mjs"], "webgpu": False}
+    assert config["demos"] == "demos/index.json" and config["models"] == "models/"
+
+
+ISOLATION = {
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Embedder-Policy": "require-corp",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+
+
+def netlify_rules(text: str) -> dict[str, dict[str, str]]:
+    rules: dict[str, dict[str, str]] = {}
+    for line in text.splitlines():
+        if line and not line.startswith(" "):
+            path = line.strip()
+            assert path not in rules, f"{path} listed twice"
+            rules[path] = {}
+        elif line.strip():
+            name, value = line.strip().split(": ", 1)
+            rules[path][name] = value
+    return rules
+
+
+def test_host_files_ask_for_isolation_everywhere_and_cache_the_runtime(built):
+    rules = netlify_rules((built / "_headers").read_text())
+    assert rules["/*"] == ISOLATION
+    assert rules["/vendor/*"] == {"Cache-Control": "public, max-age=604800"}
+    for path in ("/index.html", "/static/*", "/models/*", "/demos/*", "/config.json"):
+        assert rules[path] == {"Cache-Control": "no-cache"}, "rebuilt under the same name: revalidate"
+    vercel = {
+        rule["source"]: {h["key"]: h["value"] for h in rule["headers"]}
+        for rule in json.loads((built / "vercel.json").read_text())["headers"]
+    }
+    assert vercel["/(.*)"] == ISOLATION
+    assert vercel["/vendor/(.*)"] == {"Cache-Control": "public, max-age=604800"}
+    assert vercel["/models/(.*)"] == {"Cache-Control": "no-cache"}
+
+
+def test_a_rebuild_replaces_the_earlier_build_and_nothing_else(built, models_dir, tmp_path, capsys):
+    stranger = tmp_path / "mine"
+    stranger.mkdir()
+    (stranger / "notes.txt").write_text("keep me")
+    assert main(["build", str(stranger), "--models-dir", str(models_dir)]) == 2
+    assert "is not empty and not an earlier site build" in capsys.readouterr().err
+    assert [p.name for p in stranger.iterdir()] == ["notes.txt"]
+    assert main(["build", str(tmp_path / "x"), "--models-dir", str(tmp_path / "none")]) == 2
+    assert "no decoder.onnx" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and [p.name for p in tmp_path.iterdir()] == ["mine"], (
+        "nothing half-written"
+    )
+
+
+@pytest.mark.parametrize("proxy", ["ftp://proxy.example", "proxy.example", "https://proxy.example/?token=x"])
+def test_a_proxy_that_is_not_an_http_base_url_is_refused(proxy, models_dir, tmp_path):
+    with pytest.raises(site.SiteError, match="--proxy must be"):
+        site.build(tmp_path / "out", models_dir, [], proxy)
+
+
+def test_an_ort_build_over_25_mib_is_left_out(models_dir, tmp_path):
+    """A fake dist: the WASM build fits, the WebGPU one (a sparse 26 MiB .wasm) does not."""
+    dist = tmp_path / "dist"
+    dist.mkdir()
+    (dist / "ort.wasm.min.mjs").write_text('import("./ort-wasm-simd-threaded.mjs")')
+    (dist / "ort-wasm-simd-threaded.mjs").write_text('fetch("ort-wasm-simd-threaded.wasm")')
+    (dist / "ort-wasm-simd-threaded.wasm").write_bytes(b"\0asm")
+    (dist / "ort.all.min.mjs").write_text('import("./ort-wasm-simd-threaded.jsep.mjs")')
+    (dist / "ort-wasm-simd-threaded.jsep.mjs").write_text('fetch("ort-wasm-simd-threaded.jsep.wasm")')
+    with open(dist / "ort-wasm-simd-threaded.jsep.wasm", "wb") as big:
+        big.truncate(26 * 1024 * 1024)
+    static = tmp_path / "static"
+    static.mkdir()
+    (static / "index.html").write_text("<html></html>")
+    (static / "worker.js").write_text(
+        'import("./vendor/ort/ort.all.min.mjs"); import("vendor/ort/ort.wasm.min.mjs")'
+    )
+    built = site.build(tmp_path / "out", models_dir, [], None, static=static, ort_dist=dist)
+    assert built.ort == ["ort.wasm.min.mjs"]
+    assert sorted(n for n in built.files if n.startswith("vendor/")) == [
+        "vendor/ort/ort-wasm-simd-threaded.mjs",
+        "vendor/ort/ort-wasm-simd-threaded.wasm",
+        "vendor/ort/ort.wasm.min.mjs",
+    ]
+    os.remove(dist / "ort-wasm-simd-threaded.wasm")
+    with pytest.raises(site.SiteError, match=r"needs ort-wasm-simd-threaded\.wasm"):
+        site.build(tmp_path / "out", models_dir, [], None, static=static, ort_dist=dist)
+    assert (tmp_path / "out" / "config.json").is_file(), "the earlier build is left as it was"
