@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import logging
 import sys
+from pathlib import Path
 
 from ..flags import add_models_dir
 from ..modeldir import DEFAULT_MODELS_DIR
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         "build", help="write the app as a static site, demo bundles baked in (sam2enc/web/site.py)"
     )
     b.add_argument("out", type=Path, metavar="OUT", help="a new or empty directory, or an earlier build")
-    b.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR, help="directory with decoder.onnx")
+    add_models_dir(b, DEFAULT_MODELS_DIR, "exported model directory with decoder.onnx and model.json")
     b.add_argument(
         "--random-if-missing", action="store_true", help="with no exported model, ship the random one"
     )
