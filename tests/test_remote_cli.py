@@ -141,12 +141,15 @@ def test_ctrl_c_cancels_every_prediction_in_flight_and_exits_130(api, shoot, tmp
         cwd=ROOT,
         env=environment(api, TOKEN),
     )
-    deadline = time.monotonic() + 30
-    while sum(m == "GET" and "/predictions/" in p for m, p in api.requests[before:]) < 2:
-        assert time.monotonic() < deadline and proc.poll() is None, "two predictions never got polled"
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
-    stdout, stderr = proc.communicate(timeout=15)
+    try:
+        deadline = time.monotonic() + 30
+        while sum(m == "GET" and "/predictions/" in p for m, p in api.requests[before:]) < 2:
+            assert time.monotonic() < deadline and proc.poll() is None, "two predictions never got polled"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=15)
+    finally:
+        proc.kill()
     assert proc.returncode == 130, stderr
     created = [pid for pid in list(api.predictions)[-2:]]
     cancels = {p for m, p in api.requests[before:] if m == "POST" and p.endswith("/cancel")}
