@@ -126,12 +126,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         if self.path == "/api/predictions":
-            extra = {"Cancel-After": f"{self.server.cancel_after}s"} if self.server.cancel_after else {}
-            hold = 0
+            deadline = {"Cancel-After": f"{self.server.cancel_after}s"} if self.server.cancel_after else {}
             if wait := PREFER_WAIT.fullmatch(self.headers.get("Prefer", "").strip()):
-                extra["Prefer"], hold = wait.group(0), int(wait.group(1))
-            url = f"{self.server.upstream}/predictions"
-            return self._forward("POST", url, extra=extra, timeout=UPSTREAM_TIMEOUT + hold)
+                deadline["Prefer"] = wait.group(0)  # sync mode: the answer may come N s later
+            return self._forward("POST", f"{self.server.upstream}/predictions", extra=deadline)
         if match := CANCEL.fullmatch(self.path):
             return self._forward("POST", f"{self.server.upstream}/predictions/{match.group(1)}/cancel")
         if self.path == "/api/files":  # the photo, uploaded as Replicate's clients do it
@@ -154,12 +152,7 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- handlers ----------------------------------------------------------------------------------
     def _forward(
-        self,
-        method: str,
-        url: str,
-        kind: str = "application/json",
-        extra: dict[str, str] | None = None,
-        timeout: float | None = None,
+        self, method: str, url: str, kind: str = "application/json", extra: dict[str, str] | None = None
     ) -> None:
         body = None
         if method == "POST":
@@ -171,6 +164,8 @@ class Handler(BaseHTTPRequestHandler):
             headers["Content-Type"] = kind
         if auth := self.headers.get("Authorization"):
             headers["Authorization"] = auth
+        sync = PREFER_WAIT.fullmatch(headers.get("Prefer", ""))  # only ever set by do_POST's create
+        timeout = UPSTREAM_TIMEOUT + (int(sync.group(1)) if sync else 0)
         self._relay(urllib.request.Request(url, body, headers, method=method), timeout=timeout)
 
     def _file(self) -> None:
