@@ -195,7 +195,7 @@ class ReplicateStandIn:
         prediction.update(status="processing", started_at=now())
         runs_until = time.monotonic() + self.duration
         if self.fake_output is not None:
-            return self._finish(prediction, "succeeded", output=self.fake_output)
+            return self._deliver(prediction, self.fake_output, runs_until, deadline)
         try:
             outputs = self.encode(self._image(image))
         except Exception as exc:  # reported like Replicate does: status failed + the model's message
@@ -210,13 +210,17 @@ class ReplicateStandIn:
             urls.append(f"{self.url}/delivery/{key}")
             if self.inline_outputs:
                 urls[-1] = "data:application/octet-stream;base64," + base64.b64encode(payload).decode()
+        return self._deliver(prediction, urls, runs_until, deadline)
+
+    def _deliver(self, prediction: dict, output: object, runs_until: float, deadline: float | None) -> None:
+        """Succeed with ``output`` once the prediction has run for ``duration`` (unless canceled)."""
         while time.monotonic() < runs_until and prediction["status"] == "processing":
             if deadline is not None and time.monotonic() > deadline:
                 break
             time.sleep(0.01)
         if deadline is not None and time.monotonic() > deadline:
             return self._finish(prediction, "canceled")
-        return self._finish(prediction, "succeeded", output=urls)
+        return self._finish(prediction, "succeeded", output=output)
 
     def _create(self, body: dict, model: str, version: str, cancel_after: float | None) -> dict:
         pid = uuid.uuid4().hex[:26]
