@@ -92,6 +92,13 @@ def _parser() -> argparse.ArgumentParser:
         help="bundle directory (must not exist or be empty); with several images, OUT/<stem>/ each",
     )
     p.add_argument("--device", choices=DEVICES, default="auto", help="execution provider")
+    p.add_argument(
+        "--remote",
+        metavar="MODEL",
+        help="encode on Replicate instead (owner/name[:version]) into OUT/<stem>/ each; token from "
+        "$REPLICATE_API_TOKEN, API from $REPLICATE_BASE_URL; a rerun skips bundles already written",
+    )
+    p.add_argument("--concurrency", type=int, default=4, metavar="N", help="--remote: predictions in flight")
     p.set_defaults(run=_encode)
 
     p = add("decode", "run the decoder on a bundle and write the best mask as a PNG")
@@ -138,6 +145,10 @@ def _weights(args: argparse.Namespace) -> int:
 
 
 def _encode(args: argparse.Namespace) -> int:
+    if args.remote:
+        from .remote import encode_on_replicate
+
+        return encode_on_replicate(args.images, args.remote, args.out, args.concurrency)
     require_runtime()
     from .encoder import Encoder
     from .pipeline import Timings, encode_to_dir

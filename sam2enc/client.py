@@ -8,11 +8,19 @@
 request against it) with the standard library, as the official clients do: the photo is uploaded to
 ``/v1/files`` first (Replicate recommends data: URIs only below 1 MB, and echoes the input back in every
 poll), ``owner/name`` of a user's own model is resolved to its latest version (only official models run
-by name), the prediction is created with a ``Cancel-After`` deadline and polled until it is final, 429s
-are retried after ``Retry-After``. It is not built on ``replicate.Client``: replicate 1.0.7's pydantic
-``Prediction`` rejects the ``aborted`` status, which would reach the caller as a ValidationError.
-``encode_cog`` posts to any Cog server (``cog serve``, ``make serve``). Output files are matched by name,
-never by position: Cog lists uploaded files in the order their uploads finish.
+by name), the prediction is created with a ``Cancel-After`` deadline in sync mode (``Prefer: wait=N``:
+Replicate holds the answer until the prediction is final or N seconds have passed, as the official
+clients' ``run()`` asks) and, if the answer is not final, polled at its ``urls.get`` every 250 ms,
+backing off after a few seconds; 429s are retried after ``Retry-After``. It is not built on
+``replicate.Client``: replicate 1.0.7's pydantic ``Prediction`` rejects the ``aborted`` status, which
+would reach the caller as a ValidationError.
+
+``RemoteModel`` resolves the model once and encodes many photos from several threads (``sam2enc encode
+--remote``, sam2enc/remote.py); a stopped encode cancels its prediction. ``bundle_from_outputs`` also
+takes what ``replicate.run`` returns (a list of ``FileOutput``): it reads their ``.url`` under the rules
+below, never ``FileOutput.read()``, which sends the token to whatever host the URL names.
+``encode_cog`` posts to any Cog server (``cog serve``, ``make serve``). Output files are matched by
+name, never by position: Cog lists uploaded files in the order their uploads finish.
 
 The API token goes to the API's origin and, when an output download asks for it (401/403), to
 ``https://replicate.delivery`` and ``https://*.replicate.delivery`` only — never to another host, never
@@ -26,19 +34,24 @@ import contextlib
 import email.utils
 import ipaddress
 import json
+import logging
 import math
 import mimetypes
 import os
 import re
+import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from .bundle import BYTE_LENGTH, EMBEDDING_FILE, MANIFEST_FILE, Bundle, parse_bundle
 from .errors import BundleError, ImageError, RemoteError
+
+log = logging.getLogger(__name__)
 
 API = "https://api.replicate.com"
 TIMEOUT = 600.0  # a cold boot on Replicate takes minutes; the encoder itself a second or two
@@ -48,6 +61,10 @@ MAX_UPLOAD = 100 * 1000 * 1000  # Replicate's files API: "Files must be less tha
 MIN_CANCEL_AFTER = 5  # seconds: the schema's minimum for Cancel-After
 RETRIES = 5  # replicate-javascript's default maxRetries for 429 (and 5xx on GET)
 TERMINAL = ("succeeded", "failed", "canceled", "aborted")
+SYNC_WAIT = 60  # s: Prefer: wait=N on create, N from 1 to 60 (the official clients' run() asks for 60)
+POLL_FIRST = 0.25  # s between GETs once a sync answer came back unfinished...
+POLL_BACKOFF_AFTER = 3.0  # ...0.5 s after half that, then doubling every 3 s...
+POLL_MAX = 2.0  # ...up to this (a cold boot on Replicate takes minutes)
 DELIVERY = "replicate.delivery"
 USER_AGENT = "sam2enc"
 VERSION_ID = re.compile(r"[A-Za-z0-9_.-]+")
@@ -68,35 +85,90 @@ def encode_remote(
     api_token: str | None = None,
     base_url: str | None = None,
     timeout: float = TIMEOUT,
+    wait: int = SYNC_WAIT,
 ) -> Bundle:
     """Encode a photo on Replicate (or a Replicate-compatible API) → verified bundle.
 
     ``model`` is ``owner/name`` (its latest version; official models run by name), ``owner/name:version``
     or a bare version id. ``api_token`` defaults to ``$REPLICATE_API_TOKEN``; ``base_url`` to
     ``$REPLICATE_BASE_URL`` or Replicate's API. ``timeout`` bounds the whole call and is sent as the
-    prediction's ``Cancel-After`` (at least 5 s), so Replicate stops it too. Every failure is a
+    prediction's ``Cancel-After`` (at least 5 s), so Replicate stops it too. ``wait`` is the sync window
+    asked for with ``Prefer: wait`` (1 to 60 s; 0 polls from the start). Every failure is a
     ``RemoteError`` (or ``ImageError``/``BundleError``) with one sentence saying what happened.
     """
-    token = api_token or os.environ.get("REPLICATE_API_TOKEN")
-    if not token:
-        raise RemoteError("no API token: pass api_token= or set REPLICATE_API_TOKEN")
-    api = _Api(token, base_url, time.monotonic() + timeout)
-    with _open(image) as photo:
-        size = os.fstat(photo.fileno()).st_size
-        if size >= MAX_UPLOAD:
-            raise RemoteError(
-                f"{image} is {size / 1e6:.0f} MB: Replicate's files API takes files under 100 MB"
-            )
-        create_path, target = _resolve(api, model)
-        upload = api.call("POST", "/files", *_multipart(photo))
-    file_url = _get(upload, "urls", "get")
-    if not isinstance(file_url, str):
-        raise RemoteError(f"{api.base} answered the upload without the file's URL")
-    cancel_after = f"{max(MIN_CANCEL_AFTER, math.ceil(timeout))}s"
-    body = json.dumps({**target, "input": {"image": file_url}}).encode()
-    prediction = api.call("POST", create_path, body, headers={"Cancel-After": cancel_after})
-    prediction = _wait(api, prediction, timeout)
-    return bundle_from_outputs(prediction.get("output"), token=token, api_origin=api.base)
+    return RemoteModel(model, api_token, base_url, timeout, wait).encode(image)
+
+
+class RemoteModel:
+    """One model on one API with one token: resolved once, then ``encode`` per photo, from any thread.
+
+    ``timeout`` and ``wait`` apply to each ``encode`` call as in ``encode_remote``."""
+
+    def __init__(
+        self,
+        model: str,
+        api_token: str | None = None,
+        base_url: str | None = None,
+        timeout: float = TIMEOUT,
+        wait: int = SYNC_WAIT,
+    ) -> None:
+        self.model = model
+        self.token = api_token or os.environ.get("REPLICATE_API_TOKEN") or ""
+        if not self.token:
+            raise RemoteError("no API token: pass api_token= or set REPLICATE_API_TOKEN")
+        self.base = (base_url or os.environ.get("REPLICATE_BASE_URL") or API).rstrip("/")
+        self.timeout = timeout
+        self.wait = max(0, min(SYNC_WAIT, int(wait)))
+        self._target: tuple[str, dict[str, str]] | None = None
+        self._lock = threading.Lock()
+
+    def resolve(self) -> tuple[str, dict[str, str]]:
+        """(create path, body fields) for the model, looked up once (``owner/name`` costs a GET)."""
+        with self._lock:
+            if self._target is None:
+                self._target = _resolve(self._api(), self.model)
+            return self._target
+
+    def encode(
+        self,
+        image: str | os.PathLike,
+        stop: threading.Event | None = None,
+        on_created: Callable[[str], None] | None = None,
+    ) -> Bundle:
+        """Upload, predict, fetch, verify. ``on_created`` hears the prediction's id as soon as the
+        create answer arrives; once ``stop`` is set the prediction is cancelled and a RemoteError raised."""
+        api = self._api()
+        with _open(image) as photo:
+            size = os.fstat(photo.fileno()).st_size
+            if size >= MAX_UPLOAD:
+                raise RemoteError(
+                    f"{image} is {size / 1e6:.0f} MB: Replicate's files API takes files under 100 MB"
+                )
+            create_path, target = self.resolve()
+            upload = api.call("POST", "/files", *_multipart(photo))
+        file_url = _get(upload, "urls", "get")
+        if not isinstance(file_url, str):
+            raise RemoteError(f"{api.base} answered the upload without the file's URL")
+        headers = {"Cancel-After": f"{max(MIN_CANCEL_AFTER, math.ceil(self.timeout))}s"}
+        # The sync window never outlasts the deadline: Replicate holds the answer up to N seconds.
+        if (window := min(self.wait, int(api.deadline - time.monotonic()))) >= 1:
+            headers["Prefer"] = f"wait={window}"
+        body = json.dumps({**target, "input": {"image": file_url}}).encode()
+        prediction = api.call("POST", create_path, body, headers=headers)
+        if on_created is not None and isinstance(prediction.get("id"), str):
+            on_created(prediction["id"])
+        prediction = _wait(api, prediction, self.timeout, stop)
+        return bundle_from_outputs(prediction.get("output"), token=self.token, api_origin=api.base)
+
+    def cancel(self, prediction_id: str) -> None:
+        """Ask Replicate to cancel a prediction (best effort: a failure is logged, not raised)."""
+        try:
+            self._api().call("POST", f"/predictions/{prediction_id}/cancel", retry=False)
+        except RemoteError as exc:
+            log.warning("could not cancel prediction %s: %s", prediction_id, exc)
+
+    def _api(self) -> _Api:
+        return _Api(self.token, self.base, time.monotonic() + self.timeout)
 
 
 def encode_cog(image: str | os.PathLike, url: str, timeout: float = TIMEOUT) -> Bundle:
@@ -122,9 +194,15 @@ def bundle_from_outputs(outputs: object, token: str | None = None, api_origin: s
     """Fetch the two output files (URLs or data: URIs), match them by name, verify the bundle.
 
     ``token`` is offered to an output host that asks for it (401/403) when that host is the API's
-    origin (``api_origin``) or Replicate's delivery host; see ``token_allowed``."""
+    origin (``api_origin``) or Replicate's delivery host; see ``token_allowed``. ``outputs`` may be what
+    ``replicate.run`` returns: ``FileOutput`` objects are read by their ``.url`` under these rules, never
+    with ``FileOutput.read()`` (the replicate client would send the token to whatever host it names)."""
     if isinstance(outputs, str):
         outputs = [outputs]
+    if isinstance(outputs, tuple):
+        outputs = list(outputs)
+    if isinstance(outputs, list):
+        outputs = [_output_url(o) for o in outputs]
     if not (isinstance(outputs, list) and all(isinstance(o, str) for o in outputs)):
         raise RemoteError(f"expected two output files, the model returned {outputs!r:.200}: not sam2enc?")
     names = [_name(o) for o in outputs]
@@ -288,20 +366,40 @@ def _resolve(api: _Api, model: str) -> tuple[str, dict[str, str]]:
     return "/predictions", {"version": latest}
 
 
-def _wait(api: _Api, prediction: dict, timeout: float) -> dict:
+def poll_interval(elapsed: float) -> float:
+    """Seconds before the next GET, ``elapsed`` seconds after polling began: a prediction that outlived
+    the sync window is usually about to end (250 ms, then 500 ms), one still queued or booting after a
+    few seconds may take minutes (doubling every 3 s up to 2 s)."""
+    if elapsed < POLL_BACKOFF_AFTER / 2:
+        return POLL_FIRST
+    return min(POLL_MAX, 2 * POLL_FIRST * 2 ** (max(0.0, elapsed - POLL_BACKOFF_AFTER) / 3))
+
+
+def _wait(api: _Api, prediction: dict, timeout: float, stop: threading.Event | None = None) -> dict:
     """Poll until the prediction is final; every final status but ``succeeded`` is one RemoteError."""
     pid = prediction.get("id")
     if not isinstance(pid, str) or not VERSION_ID.fullmatch(pid):
         raise RemoteError(f"{api.base} answered the prediction request without a prediction id")
-    # replicate-python polls every $REPLICATE_POLL_INTERVAL seconds (0.5 by default)
-    interval = float(os.environ.get("REPLICATE_POLL_INTERVAL", "0.5"))
+    poll = _poll_path(api, prediction, pid)
+    polling_since = time.monotonic()
     while (status := prediction.get("status")) not in TERMINAL:
+        if stop is not None and stop.is_set():
+            with contextlib.suppress(RemoteError):
+                api.call("POST", f"/predictions/{pid}/cancel", retry=False)
+            raise RemoteError(f"prediction {pid} was canceled: interrupted")
         if time.monotonic() > api.deadline:
             with contextlib.suppress(RemoteError):  # best effort: the timeout is what the caller must hear
                 api.call("POST", f"/predictions/{pid}/cancel", retry=False)
             raise RemoteError(f"prediction {pid} did not finish within {timeout:g} s and was canceled")
-        time.sleep(max(0.0, min(interval, api.deadline - time.monotonic())))
-        prediction = api.call("GET", f"/predictions/{pid}")
+        pause = min(poll_interval(time.monotonic() - polling_since), api.deadline - time.monotonic())
+        pause = max(0.0, pause)
+        if stop is not None:
+            stop.wait(pause)
+        else:
+            time.sleep(pause)
+        if stop is not None and stop.is_set():
+            continue
+        prediction = api.call("GET", poll)
     if status == "succeeded":
         return prediction
     if status == "failed":
@@ -315,6 +413,16 @@ def _wait(api: _Api, prediction: dict, timeout: float) -> dict:
         f"prediction {pid} was canceled before it finished (from the web page or the API, or its "
         f"{timeout:g} s deadline passed while it ran)"
     )
+
+
+def _poll_path(api: _Api, prediction: dict, pid: str) -> str:
+    """The answer's ``urls.get`` as a path under the API (the token goes nowhere else), else the
+    documented ``/predictions/{id}``."""
+    url = _get(prediction, "urls", "get")
+    prefix = f"{api.base}/v1/predictions/"
+    if isinstance(url, str) and url.startswith(prefix) and VERSION_ID.fullmatch(url[len(prefix) :]):
+        return url[len(api.base) + len("/v1") :]
+    return f"/predictions/{pid}"
 
 
 def _get(obj: object, *keys: str) -> object:
@@ -347,6 +455,12 @@ def _open(image: str | os.PathLike):
 def _data_uri(photo) -> str:
     mime = mimetypes.guess_type(photo.name)[0] or "application/octet-stream"
     return f"data:{mime};base64,{base64.b64encode(photo.read()).decode()}"
+
+
+def _output_url(output: object) -> object:
+    """A ``replicate.helpers.FileOutput`` (or anything else carrying a string ``url``) → that URL."""
+    url = getattr(output, "url", None)
+    return url if not isinstance(output, str) and isinstance(url, str) else output
 
 
 def _name(output: str) -> str | None:

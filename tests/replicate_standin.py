@@ -4,12 +4,17 @@ It behaves as Replicate's published schema (``tests/fixtures/replicate-openapi.j
 request it receives and every answer it gives is checked against that schema by
 ``tests/replicate_contract.py``; what does not fit is collected in ``violations`` (the tests assert it
 stays empty). Operations: ``POST /v1/files`` (multipart, as the official clients upload inputs),
-``GET /v1/models/<owner>/<name>``, ``POST /v1/models/<owner>/<name>/predictions`` (official models
-only), ``POST /v1/predictions`` (by version), ``GET /v1/predictions/<id>`` and
+``GET /v1/models/<owner>/<name>``, ``GET /v1/models/<owner>/<name>/versions/<id>`` (what
+``replicate.run`` asks), ``POST /v1/models/<owner>/<name>/predictions`` (official models only),
+``POST /v1/predictions`` (by version), ``GET /v1/predictions/<id>`` and
 ``POST /v1/predictions/<id>/cancel``, all needing ``Authorization: Bearer|Token <token>``; errors are
 ``application/problem+json``. Output files are served under ``/delivery/`` on the same origin (a
 loopback stand-in for replicate.delivery), listed manifest first, as Cog lists them when the small
 file finishes uploading first.
+
+Sync mode: a create with ``Prefer: wait=N`` (or ``wait``: 60 s) is answered once the prediction is
+final (201) or after N seconds with the unfinished prediction (202, "does not yet have all outputs"),
+as the schema describes; N outside 1..60 is refused (422), as the header's description says.
 """
 
 from __future__ import annotations
@@ -38,6 +43,9 @@ PREDICTION = re.compile(r"/v1/predictions/(\w+)")
 CANCEL = re.compile(r"/v1/predictions/(\w+)/cancel")
 MODEL = re.compile(r"/v1/models/([\w.-]+)/([\w.-]+)")
 MODEL_PREDICTIONS = re.compile(r"/v1/models/([\w.-]+)/([\w.-]+)/predictions")
+MODEL_VERSION = re.compile(r"/v1/models/([\w.-]+)/([\w.-]+)/versions/([\w.-]+)")
+PREFER_WAIT = re.compile(r"wait(?:=(\d+))?")
+MAX_WAIT = 60  # seconds: "n is a number of seconds between 1 and 60"
 DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s?)?")
 TERMINAL = ("succeeded", "failed", "canceled", "aborted")
 # replicate-javascript#347: {"detail":"The requested resource could not be found.","status":404}
@@ -77,9 +85,13 @@ class ReplicateStandIn:
     """Knobs for tests (``reset()`` puts them back):
 
     - ``delay``: seconds a prediction stays ``starting`` (queued) before it runs;
+    - ``duration``: seconds a prediction stays ``processing`` at least (a time-based prediction: the
+      real predictor's output, delivered no sooner than this after it started);
+    - ``wait_scale``: real seconds per ``Prefer: wait`` second (as ``deadline_scale``);
     - ``terminal``: end every prediction in this status instead of running it (``aborted``, ...);
     - ``fake_output``: replaces the real output (a wrong model);
     - ``drop_output``: leave this file out of a succeeded output, as when Cog's upload of it failed;
+    - ``inline_outputs``: outputs as data: URIs (what Cog answers when it has no upload URL);
     - ``outputs_need_token``: output downloads answer 401 without ``Authorization``;
     - ``throttle``: the next N API requests (matching ``throttle_methods``) answer 429 with
       ``Retry-After: retry_after``;
@@ -90,7 +102,8 @@ class ReplicateStandIn:
     - ``models``: see ``default_models``.
 
     Records: ``requests`` (method, path), ``seen_authorization``, ``downloads`` (path, Authorization or
-    None), ``headers`` (the last request's headers per (method, path)), ``violations`` (schema)."""
+    None), ``headers`` (the last request's headers per (method, path)), ``violations`` (schema),
+    ``max_in_flight`` (most predictions created and not yet final at once; ``reset()`` zeroes it)."""
 
     def __init__(self, models_dir: Path, token: str) -> None:
         self.service = EncoderService(models_dir, device="cpu")
@@ -103,6 +116,10 @@ class ReplicateStandIn:
         self.downloads: list[tuple[str, str | None]] = []
         self.headers: dict[tuple[str, str], dict[str, str]] = {}
         self.violations: list[str] = []
+        self.finished: dict[str, threading.Event] = {}
+        self.encoded: dict[str, dict[str, bytes]] = {}
+        self.in_flight = 0
+        self._lock = threading.Lock()
         self.reset()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
@@ -111,10 +128,14 @@ class ReplicateStandIn:
 
     def reset(self) -> None:
         self.delay = 0.0
+        self.duration = 0.0
+        self.wait_scale = 1.0
+        self.max_in_flight = 0
         self.terminal: str | None = None
         self.fake_output: object = None
         self.drop_output: str | None = None
         self.outputs_need_token = False
+        self.inline_outputs = False
         self.throttle = 0
         self.throttle_methods = ("GET", "POST")
         self.retry_after = "1"
@@ -140,13 +161,28 @@ class ReplicateStandIn:
         with urllib.request.urlopen(image, timeout=30) as response:
             return response.read()
 
+    def encode(self, photo: bytes) -> dict[str, bytes]:
+        """The real predictor's two files for ``photo`` ({name: bytes}, manifest first), computed once per
+        photo: the encoder is deterministic, and a time-based prediction should take ``duration``, not
+        however long a shared CPU needs."""
+        key = hashlib.sha256(photo).hexdigest()
+        if key not in self.encoded:
+            upload = Path(tempfile.mkdtemp()) / "upload"
+            upload.write_bytes(photo)
+            files = self.service.encode(upload)
+            self.encoded[key] = {path.name: path.read_bytes() for path in (files.manifest, files.embedding)}
+        return self.encoded[key]
+
     def _finish(self, prediction: dict, status: str, **fields: object) -> None:
-        if prediction["status"] in TERMINAL:
-            return
-        started = prediction.get("started_at")
-        prediction.update(status=status, completed_at=now(), **fields)
-        if started:
-            prediction["metrics"] = {"predict_time": 0.1, "total_time": 0.2}
+        with self._lock:
+            if prediction["status"] in TERMINAL:
+                return
+            started = prediction.get("started_at")
+            prediction.update(status=status, completed_at=now(), **fields)
+            if started:
+                prediction["metrics"] = {"predict_time": 0.1, "total_time": 0.2}
+            self.in_flight -= 1
+        self.finished[prediction["id"]].set()
 
     def _run(self, prediction: dict, image: str, deadline: float | None) -> None:
         """Queued for ``delay``, then run; a deadline reached while queued aborts, while running cancels."""
@@ -160,25 +196,34 @@ class ReplicateStandIn:
         if self.terminal is not None:
             return self._finish(prediction, self.terminal)
         prediction.update(status="processing", started_at=now())
+        runs_until = time.monotonic() + self.duration
         if self.fake_output is not None:
-            return self._finish(prediction, "succeeded", output=self.fake_output)
+            return self._deliver(prediction, self.fake_output, runs_until, deadline)
         try:
-            upload = Path(tempfile.mkdtemp()) / "upload"
-            upload.write_bytes(self._image(image))
-            files = self.service.encode(upload)
+            outputs = self.encode(self._image(image))
         except Exception as exc:  # reported like Replicate does: status failed + the model's message
             return self._finish(prediction, "failed", error=str(exc))
         urls = []
-        for path in (files.manifest, files.embedding):
-            if path.name == self.drop_output:  # Cog logs a failed upload and carries on
-                prediction["logs"] += f"Failed to upload file {path.name}: upload timed out\n"
+        for name, payload in outputs.items():
+            if name == self.drop_output:  # Cog logs a failed upload and carries on
+                prediction["logs"] += f"Failed to upload file {name}: upload timed out\n"
                 continue
-            key = f"{prediction['id']}/{path.name}"
-            self.files[key] = path.read_bytes()
+            key = f"{prediction['id']}/{name}"
+            self.files[key] = payload
             urls.append(f"{self.url}/delivery/{key}")
+            if self.inline_outputs:
+                urls[-1] = "data:application/octet-stream;base64," + base64.b64encode(payload).decode()
+        return self._deliver(prediction, urls, runs_until, deadline)
+
+    def _deliver(self, prediction: dict, output: object, runs_until: float, deadline: float | None) -> None:
+        """Succeed with ``output`` once the prediction has run for ``duration`` (unless canceled)."""
+        while time.monotonic() < runs_until and prediction["status"] == "processing":
+            if deadline is not None and time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
         if deadline is not None and time.monotonic() > deadline:
             return self._finish(prediction, "canceled")
-        return self._finish(prediction, "succeeded", output=urls)
+        return self._finish(prediction, "succeeded", output=output)
 
     def _create(self, body: dict, model: str, version: str, cancel_after: float | None) -> dict:
         pid = uuid.uuid4().hex[:26]
@@ -205,7 +250,11 @@ class ReplicateStandIn:
         if cancel_after is not None:
             deadline = time.monotonic() + cancel_after * self.deadline_scale
             prediction["deadline"] = now()  # absolute time; the value is not read by any client
-        self.predictions[pid] = prediction
+        with self._lock:
+            self.predictions[pid] = prediction
+            self.finished[pid] = threading.Event()
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
         threading.Thread(target=self._run, args=(prediction, image, deadline), daemon=True).start()
         return prediction
 
@@ -241,6 +290,12 @@ class ReplicateStandIn:
             "expires_at": datetime.fromtimestamp(time.time() + 86400, UTC).isoformat().replace("+00:00", "Z"),
             "urls": {"get": f"{self.url}/v1/files/{fid}"},
         }
+
+    def _model_version(self, owner: str, name: str, vid: str) -> dict | None:
+        model = self.models.get(f"{owner}/{name}")
+        if model is None or not model["visible"] or vid not in model["versions"]:
+            return None
+        return {"id": vid, "created_at": now(), "cog_version": "0.23.1", "openapi_schema": {}}
 
     def _model(self, owner: str, name: str) -> dict | None:
         model = self.models.get(f"{owner}/{name}")
@@ -336,6 +391,14 @@ class ReplicateStandIn:
                     request = json.loads(body)
                 except ValueError:
                     return self._problem(400, "Bad request", "the body is not JSON")
+                wait = None
+                if (raw := self.headers.get("Prefer")) is not None:
+                    match = PREFER_WAIT.fullmatch(raw.strip())
+                    wait = int(match.group(1) or MAX_WAIT) if match else None
+                    if wait is None or not 1 <= wait <= MAX_WAIT:
+                        return self._problem(
+                            422, "Invalid Prefer", "Prefer must be wait or wait=n, n from 1 to 60"
+                        )
                 cancel_after = None
                 if (raw := self.headers.get("Cancel-After")) is not None:
                     cancel_after = parse_duration(raw)
@@ -357,7 +420,13 @@ class ReplicateStandIn:
                 image = (request.get("input") or {}).get("image")
                 if not isinstance(image, str):  # Replicate checks inputs against the model's schema
                     return self._problem(422, "Input validation failed", "- (root): image is required")
-                return self._send(201, standin._create(request, *target, cancel_after))
+                prediction = standin._create(request, *target, cancel_after)
+                if wait is None:
+                    return self._send(201, prediction)
+                standin.finished[prediction["id"]].wait(wait * standin.wait_scale)
+                with standin._lock:  # a snapshot: the run thread may be finishing it right now
+                    answer = json.loads(json.dumps(prediction))
+                return self._send(201 if answer["status"] in TERMINAL else 202, answer)
 
             def do_GET(self):
                 if self.path.startswith("/delivery/"):
@@ -370,9 +439,14 @@ class ReplicateStandIn:
                     prediction = standin.predictions.get(match.group(1))
                     if prediction is None:
                         return self._problem(404, "Not found", NOT_FOUND)
-                    return self._send(200, prediction)
+                    with standin._lock:
+                        answer = json.loads(json.dumps(prediction))
+                    return self._send(200, answer)
                 if (match := MODEL.fullmatch(self.path)) and (model := standin._model(*match.groups())):
                     return self._send(200, model)
+                match = MODEL_VERSION.fullmatch(self.path)
+                if match and (version := standin._model_version(*match.groups())):
+                    return self._send(200, version)
                 return self._problem(404, "Not found", NOT_FOUND)
 
             def _download(self):

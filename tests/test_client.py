@@ -8,13 +8,21 @@ import json
 import socket
 import threading
 import time
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 import sam2enc.client as client_module
 from sam2enc.bundle import BundleError
-from sam2enc.client import RemoteError, bundle_from_outputs, encode_cog, encode_remote, token_allowed
+from sam2enc.client import (
+    RemoteError,
+    RemoteModel,
+    bundle_from_outputs,
+    encode_cog,
+    encode_remote,
+    token_allowed,
+)
 from sam2enc.errors import ImageError
 from sam2enc.pipeline import encode
 from tests.replicate_standin import OFFICIAL_VERSION, VERSION, ReplicateStandIn
@@ -32,7 +40,6 @@ def standin(models_dir):
 @pytest.fixture
 def replicate_api(standin, monkeypatch):
     """The shared stand-in; after each test, nothing sent or answered may have broken the schema."""
-    monkeypatch.setenv("REPLICATE_POLL_INTERVAL", "0.05")
     standin.take_violations()
     yield standin
     standin.reset()
@@ -49,9 +56,9 @@ def run(api: ReplicateStandIn, photo, model: str = f"me/sam2enc:{VERSION}", **kw
 
 
 def created(api: ReplicateStandIn, before: int) -> dict:
-    """The prediction the client created since request number ``before``."""
-    pid = next(p.rsplit("/", 1)[-1] for m, p in api.requests[before:] if m == "GET" and "/predictions/" in p)
-    return api.predictions[pid]
+    """The prediction the client created since request number ``before`` (the stand-in's latest)."""
+    assert any(m == "POST" and p.endswith("/predictions") for m, p in api.requests[before:])
+    return list(api.predictions.values())[-1]
 
 
 def test_by_version_uploads_the_photo_and_returns_the_verified_bundle(replicate_api, photos, rocket_bundle):
@@ -150,6 +157,64 @@ def test_a_prediction_that_never_finishes_is_canceled(replicate_api, photos):
     method, path = replicate_api.requests[-1]
     assert method == "POST" and path.endswith("/cancel")
     assert replicate_api.predictions[path.split("/")[3]]["status"] == "canceled"
+
+
+# --- sync mode: Prefer: wait on create, then polling at urls.get -------------------------------------
+def prediction_gets(api: ReplicateStandIn, before: int) -> int:
+    return sum(m == "GET" and p.startswith("/v1/predictions/") for m, p in api.requests[before:])
+
+
+def test_sync_mode_answers_a_short_prediction_without_polling(replicate_api, photos, rocket_bundle):
+    """Prefer: wait=60 on create: a 1.5 s prediction comes back final in the create answer."""
+    replicate_api.encode(photos["rocket"].read_bytes())  # the stand-in's encode is cached: time-based
+    replicate_api.duration = 1.5
+    before = len(replicate_api.requests)
+    assert run(replicate_api, photos["rocket"]).to_bytes() == rocket_bundle.to_bytes()
+    assert replicate_api.headers[("POST", "/v1/predictions")]["Prefer"] == "wait=60"
+    assert prediction_gets(replicate_api, before) <= 1
+
+
+def test_an_unfinished_sync_answer_is_polled_every_quarter_second(replicate_api, photos, rocket_bundle):
+    """The sync window (1 s here) ends first: the 202 answer is unfinished, polling takes over at once."""
+    replicate_api.encode(photos["rocket"].read_bytes())
+    replicate_api.duration = 2.5
+    before = len(replicate_api.requests)
+    assert run(replicate_api, photos["rocket"], wait=1).to_bytes() == rocket_bundle.to_bytes()
+    returned = time.time()
+    assert replicate_api.headers[("POST", "/v1/predictions")]["Prefer"] == "wait=1"
+    completed = created(replicate_api, before)["completed_at"]
+    late = returned - datetime.fromisoformat(completed.replace("Z", "+00:00")).timestamp()
+    gets = prediction_gets(replicate_api, before)
+    assert 3 <= gets <= 12, f"{gets} GETs for 1.5 s of polling"
+    assert late < 1.0, f"the client noticed the end {late:.2f} s late (output download included)"
+
+
+def test_polling_starts_at_250_ms_and_backs_off_to_2_s():
+    intervals = [client_module.poll_interval(t) for t in (0, 1, 1.6, 3, 6, 9, 60, 600)]
+    assert intervals == [0.25, 0.25, 0.5, 0.5, 1.0, 2.0, 2.0, 2.0]
+
+
+def test_the_sync_window_never_outlasts_the_deadline(replicate_api, photos):
+    """timeout 1.5 s: Prefer wait=1, then polling, then cancel at the deadline."""
+    replicate_api.delay = 5.0
+    started = time.monotonic()
+    with pytest.raises(RemoteError, match=r"did not finish within 1\.5 s and was canceled"):
+        run(replicate_api, photos["rocket"], timeout=1.5)
+    assert time.monotonic() - started < 3.5
+    assert replicate_api.headers[("POST", "/v1/predictions")]["Prefer"] == "wait=1"
+    method, path = replicate_api.requests[-1]
+    assert method == "POST" and path.endswith("/cancel")
+
+
+def test_a_stopped_encode_cancels_its_prediction(replicate_api, photos):
+    replicate_api.delay = 5.0
+    stop = threading.Event()
+    ids: list[str] = []
+    model = RemoteModel(VERSION, api_token=TOKEN, base_url=replicate_api.url, wait=1)
+    with pytest.raises(RemoteError, match=r"was canceled: interrupted"):
+        model.encode(photos["rocket"], stop=stop, on_created=lambda pid: (ids.append(pid), stop.set()))
+    assert replicate_api.requests[-1] == ("POST", f"/v1/predictions/{ids[0]}/cancel")
+    assert replicate_api.predictions[ids[0]]["status"] == "canceled"
 
 
 def test_a_wrong_token_is_refused(replicate_api, photos):
@@ -365,3 +430,63 @@ def test_encode_cog_against_cogs_own_server(models_dir, photos, encoder):
         proc.terminate()
         proc.wait(10)
     assert bundle.to_bytes() == encode(photos["coffee"], encoder).to_bytes()
+
+
+# --- what the official Python client returns (replicate==1.0.7) -----------------------------------
+def test_replicate_run_outputs_give_the_verified_bundle(replicate_api, photos, rocket_bundle):
+    """replicate.run → bundle_from_outputs, in Cog's order (manifest first) and reversed. replicate 1.0.7
+    wraps https: and data: outputs in FileOutput (the stand-in's loopback http URLs stay strings, so they
+    are wrapped here as replicate wraps https://replicate.delivery ones): read by URL without the token
+    (pre-signed), never with FileOutput.read()."""
+    import replicate
+    from replicate.helpers import FileOutput
+
+    client = replicate.Client(api_token=TOKEN, base_url=replicate_api.url)
+    before, downloads = len(replicate_api.requests), len(replicate_api.downloads)
+    with photos["rocket"].open("rb") as photo:
+        urls = client.run(f"me/sam2enc:{VERSION}", input={"image": photo})
+    assert [u.rsplit("/", 1)[-1] for u in urls] == ["manifest.json", "embedding.bin"]
+    assert replicate_api.headers[("POST", "/v1/predictions")]["Prefer"] == "wait"
+    assert prediction_gets(replicate_api, before) <= 1, "replicate.run uses sync mode too"
+    file_outputs = [FileOutput(url, client) for url in urls]
+    for outputs in (urls, file_outputs, file_outputs[::-1]):
+        bundle = bundle_from_outputs(outputs, token=TOKEN, api_origin=replicate_api.url)
+        assert bundle.to_bytes() == rocket_bundle.to_bytes()
+    assert {auth for _, auth in replicate_api.downloads[downloads:]} == {None}
+
+    replicate_api.inline_outputs = True  # what Cog answers without an upload URL: data: URIs
+    with photos["rocket"].open("rb") as photo:
+        inline = client.run(f"me/sam2enc:{VERSION}", input={"image": photo})
+    assert [type(o) for o in inline] == [FileOutput, FileOutput]
+    assert bundle_from_outputs(inline).to_bytes() == rocket_bundle.to_bytes()
+
+
+def test_a_file_output_on_another_host_never_gets_the_token(replicate_api):
+    """FileOutput.read() would send the replicate client's token to any host: we read .url instead."""
+    import replicate
+    from replicate.helpers import FileOutput
+
+    seen: list[str | None] = []
+
+    class WantsTheToken(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(401)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), WantsTheToken)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    other = f"http://127.0.0.1:{server.server_address[1]}"
+    client = replicate.Client(api_token=TOKEN, base_url=replicate_api.url)
+    outputs = [FileOutput(f"{other}/x/{name}", client) for name in ("manifest.json", "embedding.bin")]
+    try:
+        with pytest.raises(RemoteError, match=r"answered 401: it wants a token"):
+            bundle_from_outputs(outputs, token=TOKEN, api_origin=replicate_api.url)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen == [None], "one request, without the token"

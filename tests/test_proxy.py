@@ -53,7 +53,8 @@ class Upstream:
     ``/slow`` paths never answer in time, ``/redirect`` paths send the caller to ``redirect_to``,
     ``fail`` = (status, problem) answers the next API call with that error, ``/delivery/`` serves
     output files (``/delivery/token/`` ones only with ``Authorization: Bearer TOKEN``, like
-    replicate.delivery when it wants the token), ``big`` makes every answer that many bytes long."""
+    replicate.delivery when it wants the token), ``big`` makes every answer that many bytes long,
+    ``hold`` holds a create's answer that many seconds (a sync-mode create)."""
 
     def __init__(self) -> None:
         self.requests: list[tuple[str, str, dict]] = []
@@ -61,6 +62,7 @@ class Upstream:
         self.redirect_to = ""
         self.fail: tuple[int, dict] | None = None
         self.big = 0
+        self.hold = 0.0
         upstream = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -88,6 +90,8 @@ class Upstream:
                 upstream.violations += contract.check_request(self.command, self.path, self.headers, body)
                 if "slow" in self.path:
                     time.sleep(1.5)
+                if self.path == "/v1/predictions" and self.command == "POST":
+                    time.sleep(upstream.hold)
                 if "redirect" in self.path:  # off the schema on purpose: the proxy must not follow it
                     return self._send(302, b"", "text/plain", check=False, Location=upstream.redirect_to)
                 if upstream.fail is not None:
@@ -144,7 +148,7 @@ def requests_follow_the_schema(request):
     yield
     if "upstream" in request.fixturenames:
         up = request.getfixturevalue("upstream")
-        found, up.violations[:], up.fail, up.big = list(up.violations), [], None, 0
+        found, up.violations[:], up.fail, up.big, up.hold = list(up.violations), [], None, 0, 0.0
         assert found == []
 
 
@@ -363,6 +367,47 @@ def test_predictions_are_created_with_a_deadline(upstream, models_dir, cancel_af
     finally:
         server.shutdown()
     assert upstream.requests[-1][2].get("Cancel-After") == header
+
+
+def send(url: str, method: str, body: bytes | None, **headers: str) -> int:
+    sent = {"Authorization": f"Bearer {TOKEN}", **headers}
+    request = urllib.request.Request(url, body, sent, method=method)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+@pytest.mark.parametrize(
+    "prefer, forwarded",
+    [
+        ("wait=5", "wait=5"),
+        (" wait=60 ", "wait=60"),
+        ("wait", None),
+        ("wait=0", None),
+        ("wait=61", None),
+        ("wait=05", None),
+        ("wait=5, respond-async", None),
+        ("respond-async", None),
+    ],
+)
+def test_a_well_formed_prefer_wait_is_forwarded_on_create_only(proxy, upstream, prefer, forwarded):
+    create = b'{"version": "v", "input": {}}'
+    assert send(f"{proxy}/api/predictions", "POST", create, Prefer=prefer) == 201
+    assert upstream.requests[-1][2].get("Prefer") == forwarded
+    assert send(f"{proxy}/api/predictions/abc", "GET", None, Prefer=prefer) == 200
+    assert send(f"{proxy}/api/predictions/abc/cancel", "POST", b"", Prefer=prefer) == 200
+    assert send(f"{proxy}/api/models/me/sam2enc", "GET", None, Prefer=prefer) == 200
+    assert all("Prefer" not in headers for _, _, headers in upstream.requests[-3:])
+
+
+def test_a_sync_create_may_take_its_window_longer(proxy, upstream, monkeypatch):
+    monkeypatch.setattr(proxy_module, "UPSTREAM_TIMEOUT", 0.3)
+    upstream.hold = 0.8
+    create = b'{"version": "v", "input": {}}'
+    assert send(f"{proxy}/api/predictions", "POST", create, Prefer="wait=1") == 201
+    assert send(f"{proxy}/api/predictions", "POST", create) == 504
 
 
 @pytest.mark.parametrize("status", [401, 404, 422, 429, 500, 503])

@@ -178,3 +178,19 @@ def test_429_carries_retry_after_and_outputs_can_need_the_token(api):
     assert refused.value.code == 401
     status, _, body = send(api, "GET", "/delivery/x/manifest.json")  # with the token
     assert (status, body) == (200, {})
+
+
+def test_prefer_wait_holds_the_create_answer_until_final_or_n_seconds(api):
+    """Sync mode: 201 with the final prediction, or 202 with the unfinished one after N s."""
+    api.fake_output, api.duration = ["https://replicate.delivery/x/manifest.json"], 0.3
+    started = time.monotonic()
+    create = {"version": VERSION, "input": IMAGE}
+    status, _, done = send(api, "POST", "/v1/predictions", create, Prefer="wait")
+    assert (status, done["status"]) == (201, "succeeded") and time.monotonic() - started >= 0.3
+    api.delay, api.wait_scale = 30.0, 0.1
+    started = time.monotonic()
+    status, _, queued = send(api, "POST", "/v1/predictions", create, Prefer="wait=5")
+    assert (status, queued["status"]) == (202, "starting") and 0.5 <= time.monotonic() - started < 2
+    send(api, "POST", f"/v1/predictions/{queued['id']}/cancel")
+    refused = send(api, "POST", "/v1/predictions", create, Prefer="wait=61")  # the pattern allows 61..99
+    assert refused[0] == 422 and "Prefer" in refused[2]["detail"]

@@ -10,7 +10,8 @@ through unchanged (upstream = ``--upstream``, Replicate's ``https://api.replicat
   resolve a user's own ``owner/name`` to ``latest_version.id`` (only official models run by name);
 - ``POST /api/predictions`` → ``POST {upstream}/predictions``, with ``Cancel-After: <n>s`` added
   (``--cancel-after``, 600 s by default; Replicate cancels, or aborts if it never started, a
-  prediction still running then);
+  prediction still running then), and the caller's ``Prefer: wait=N`` (sync mode, N from 1 to 60)
+  passed on when it is exactly that (anything else is dropped); such a create may take N s longer;
 - ``GET /api/predictions/<id>`` and ``POST /api/predictions/<id>/cancel``;
 - ``GET /api/files?url=<output URL>``: an output file, from the upstream's own origin or
   ``https://replicate.delivery`` / ``https://*.replicate.delivery`` (port 443) only. It is fetched
@@ -57,6 +58,7 @@ DELIVERY_HOSTS = ("replicate.delivery",)
 PREDICTION_ID = re.compile(r"/api/predictions/([A-Za-z0-9_-]{1,64})")
 CANCEL = re.compile(r"/api/predictions/([A-Za-z0-9_-]{1,64})/cancel")
 MODEL = re.compile(r"/api/models/([A-Za-z0-9_.-]{1,100})/([A-Za-z0-9_.-]{1,100})")
+PREFER_WAIT = re.compile(r"wait=([1-9]|[1-5][0-9]|60)")  # sync mode: Replicate holds the answer N s
 
 
 class Proxy(ThreadingHTTPServer):
@@ -143,6 +145,8 @@ class Handler(BaseHTTPRequestHandler):
             return None
         if self.path == "/api/predictions":
             deadline = {"Cancel-After": f"{self.server.cancel_after}s"} if self.server.cancel_after else {}
+            if wait := PREFER_WAIT.fullmatch(self.headers.get("Prefer", "").strip()):
+                deadline["Prefer"] = wait.group(0)  # sync mode: the answer may come N s later
             return self._forward("POST", f"{self.server.upstream}/predictions", extra=deadline)
         if match := CANCEL.fullmatch(self.path):
             return self._forward("POST", f"{self.server.upstream}/predictions/{match.group(1)}/cancel")
@@ -189,7 +193,9 @@ class Handler(BaseHTTPRequestHandler):
             headers["Content-Type"] = kind
         if auth := self.headers.get("Authorization"):
             headers["Authorization"] = auth
-        self._relay(urllib.request.Request(url, body, headers, method=method))
+        sync = PREFER_WAIT.fullmatch(headers.get("Prefer", ""))  # only ever set by do_POST's create
+        timeout = UPSTREAM_TIMEOUT + (int(sync.group(1)) if sync else 0)
+        self._relay(urllib.request.Request(url, body, headers, method=method), timeout=timeout)
 
     def _file(self) -> None:
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
@@ -217,12 +223,14 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True  # the unread body must not be parsed as the next request
         self._error(status, message)
 
-    def _relay(self, request: urllib.request.Request, token_retry: str | None = None) -> None:
+    def _relay(
+        self, request: urllib.request.Request, token_retry: str | None = None, timeout: float | None = None
+    ) -> None:
         """Send ``request`` upstream and pass its answer back; ``token_retry``: a download that answers
         401/403 is tried once more with this ``Authorization`` (never carried along a redirect)."""
         opener = urllib.request.build_opener(_Redirects(self.server.file_host_allowed))
         try:
-            with opener.open(request, timeout=UPSTREAM_TIMEOUT) as response:
+            with opener.open(request, timeout=timeout or UPSTREAM_TIMEOUT) as response:
                 status, kind = response.status, response.headers.get("Content-Type")
                 payload = response.read(MAX_ANSWER + 1)
         except RedirectRefused:
