@@ -160,13 +160,14 @@ class GraphPreprocessor:
     """Runs preprocess.onnx on the encoder's device and hands back the normalised image as an OrtValue
     that stays there (on CUDA it feeds the encoder without a round trip through host memory)."""
 
-    def __init__(self, providers: list) -> None:
+    def __init__(self, providers: list, model: bytes | None = None) -> None:
+        """``model``: the graph's bytes (default: preprocess.onnx; tests pass build_graph()'s)."""
         import onnxruntime as ort
 
         options = ort.SessionOptions()
         options.log_severity_level = 3
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(GRAPH_FILE.read_bytes(), options, providers=providers)
+        self.session = ort.InferenceSession(model or GRAPH_FILE.read_bytes(), options, providers=providers)
         self.provider = self.session.get_providers()[0]
         self.device = "cuda" if self.provider == "CUDAExecutionProvider" else "cpu"
         self._weights: OrderedDict[tuple, dict] = OrderedDict()

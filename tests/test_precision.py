@@ -62,12 +62,12 @@ def test_precision_reaches_the_cuda_provider(models_dir, monkeypatch, caplog):
     assert encoder.precision == "fp32" and "needs CUDA, which did not load" in caplog.text
 
 
-def test_manifest_records_the_precision(models_dir, photos, tmp_path):
-    encoder = Encoder(models_dir, device="cpu", precision="fp32")
+def test_manifest_records_the_precision(encoder, photos, tmp_path, monkeypatch):
+    monkeypatch.setattr(encoder, "precision", "tf32")  # as chosen on CUDA; the CPU computes the same here
     out = encode_to_dir(photos["coffee"], encoder, tmp_path / "bundle")
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["precision"] == "fp32" and manifest["version"] == 1
-    assert read_bundle(out).precision == "fp32"
+    assert manifest["precision"] == "tf32" and manifest["version"] == 1
+    assert read_bundle(out).precision == "tf32"
     # a version-1 manifest written before the field existed reads as fp32 (all of them were)
     del manifest["precision"]
     (out / "manifest.json").write_text(json.dumps(manifest))

@@ -29,7 +29,8 @@ def sam2_input(rgb: np.ndarray) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def graph():
-    return GraphPreprocessor(["CPUExecutionProvider"])
+    """The graph as build_graph() makes it; test_committed_graph_is_the_built_one ties the file to it."""
+    return GraphPreprocessor(["CPUExecutionProvider"], build_graph().SerializeToString())
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 300, 427, 512, 1000, 1023, 1024, 1025, 1536, 3024, 4032])

@@ -137,6 +137,8 @@ def candidate(
         session = ort.InferenceSession(
             str(models / ENCODER_FILE), providers=[(TENSORRT, trt), (CUDA, cuda_options("fp32")), cpu]
         )
+        if session.get_providers()[0] != TENSORRT:  # listed by onnxruntime-gpu, but libnvinfer is missing
+            raise RuntimeError("the TensorRT EP did not load (no TensorRT libraries?)")
     else:
         session = create_session(path, "cuda", cuda=cuda_options(precision))
     graph = GraphPreprocessor([(CUDA, cuda_options("fp32")), cpu] if device == "cuda" else [cpu])
