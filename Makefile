@@ -82,7 +82,7 @@ bench: install  ## every step side by side, then the browser latency table -> bu
 	$(PY) -m tools.bench_web --models-dir $(MODELS_DIR)
 
 # On a machine with an NVIDIA GPU (driver >= 580 for CUDA 13): a venv with onnxruntime-gpu and the CUDA 13 +
-# cuDNN 9 libraries from pip (its [cuda,cudnn] extras), then the GPU table into build/bench.json.
+# cuDNN 9 libraries from pip (its [cuda,cudnn] extras), then the GPU table into docs/bench-gpu-<gpu>.json.
 GPU_VENV := .venv-gpu
 $(GPU_VENV)/.installed: requirements-dev.txt requirements-serve.txt
 	$(PYTHON) -m venv $(GPU_VENV)
@@ -92,7 +92,7 @@ $(GPU_VENV)/.installed: requirements-dev.txt requirements-serve.txt
 	SAM2_BUILD_CUDA=0 $(GPU_VENV)/bin/pip install -q --no-deps --no-build-isolation sam2==1.1.0
 	touch $@
 
-bench-gpu: $(GPU_VENV)/.installed  ## GPU: encoder fp32 / I/O binding / fp16 p50+p95 with parity, predict() 12 MP; tiny and large
+bench-gpu: $(GPU_VENV)/.installed  ## GPU: SAM2 bf16 row, fp32/tf32/fp16 (in-graph preprocessing) p50+p95 with parity, the served one, predict() 12 MP -> docs/bench-gpu-<gpu>.json
 	$(GPU_VENV)/bin/python -m tools.bench_gpu
 
 bench-web: install  ## browser latency (headless chromium, WASM): 512² and 4000×3000 -> build/bench-web.json

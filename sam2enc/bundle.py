@@ -22,6 +22,8 @@ A bundle is a directory (or two files served side by side) holding:
                         model's: the checkpoint sha256 when both sides record one, else the name
                         (sam2enc/modeldir.py explains, random-weight exports included)
     ``provider``        the ONNX Runtime execution provider that computed it
+    ``precision``       the encoder's arithmetic: "fp32", "tf32" or "fp16" (sam2enc/precision.py);
+                        added within version 1, so a reader takes a manifest without it as "fp32"
 
 The keys ``tensors``, ``originalWidth`` and ``originalHeight`` are what existing browser code reads;
 version 1 promises they keep their meaning. Additions that old readers can ignore keep version 1;
@@ -77,6 +79,7 @@ class Bundle:
     original_height: int
     model: dict
     provider: str
+    precision: str = "fp32"
 
     def to_bytes(self) -> bytes:
         parts = []
@@ -99,6 +102,7 @@ class Bundle:
             "inputSize": INPUT_SIZE,
             "model": self.model,
             "provider": self.provider,
+            "precision": self.precision,
         }
 
     def features_f32(self) -> dict[str, np.ndarray]:
@@ -179,4 +183,5 @@ def parse_bundle(manifest: dict, payload: bytes, source: str = "bundle") -> Bund
         original_height=height,
         model=manifest.get("model") or {},
         provider=manifest.get("provider", "unknown"),
+        precision=manifest.get("precision", "fp32"),
     )

@@ -20,6 +20,7 @@ from .bundle import INPUT_SIZE, TENSORS
 from .cuda import cuda_diagnosis
 from .errors import ModelError, ProviderError
 from .modeldir import ENCODER_FILE, ModelInfo
+from .precision import check_precision, cuda_options, fp16_encoder, precision_from_env
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +56,11 @@ def session_options(threads: int | None = None, spinning: bool = True) -> ort.Se
 
 
 def create_session(
-    path: Path, device: str = "auto", threads: int | None = None, spinning: bool = True
+    path: Path,
+    device: str = "auto",
+    threads: int | None = None,
+    spinning: bool = True,
+    cuda: dict[str, str] | None = None,
 ) -> ort.InferenceSession:
     """Create an InferenceSession on the requested device and check what it actually got."""
     if device not in DEVICES:
@@ -71,7 +76,7 @@ def create_session(
             ort.preload_dlls()  # CUDA/cuDNN from the nvidia-* wheels, when present
         except Exception as exc:
             log.debug("onnxruntime.preload_dlls() failed: %s", exc)
-    providers = [(CUDA, CUDA_OPTIONS), CPU] if want_cuda and CUDA in available else [CPU]
+    providers = [(CUDA, cuda or CUDA_OPTIONS), CPU] if want_cuda and CUDA in available else [CPU]
     session = ort.InferenceSession(str(path), session_options(threads, spinning), providers=providers)
     if want_cuda and session.get_providers()[0] != CUDA:
         reason = cuda_diagnosis(has_provider=CUDA in available)
@@ -81,25 +86,58 @@ def create_session(
     return session
 
 
+PREPROCESSING = ("auto", "host", "graph")
+
+
 class Encoder:
-    """The exported encoder, ready to turn preprocessed images into the three fp16 feature maps."""
+    """The exported encoder, ready to turn images into the three fp16 feature maps.
+
+    ``precision`` (default ``$SAM2ENC_PRECISION``, else fp32) is served on CUDA only; the CPU computes
+    fp32. ``preprocessing``: "graph" resizes and normalises in preprocess.onnx on the encoder's device,
+    "host" with Pillow (preprocess.py); "auto" takes the graph on CUDA and the host on the CPU, where
+    the graph's dense resize is slower (docs/gpu-serving.md).
+    """
 
     def __init__(
-        self, models_dir: str | os.PathLike, device: str = "auto", threads: int | None = None
+        self,
+        models_dir: str | os.PathLike,
+        device: str = "auto",
+        threads: int | None = None,
+        precision: str | None = None,
+        preprocessing: str = "auto",
     ) -> None:
         start = time.perf_counter()
         self.models_dir = Path(models_dir)
         self.info = ModelInfo.read(self.models_dir)
+        precision = check_precision(precision or precision_from_env())
+        if preprocessing not in PREPROCESSING:
+            raise ValueError(f"preprocessing must be auto, host or graph, not {preprocessing!r}")
+        cuda_possible = device in ("auto", "cuda") and CUDA in ort.get_available_providers()
+        if precision != "fp32" and not cuda_possible:
+            log.warning("precision %s was asked for, but the CPU computes fp32: serving fp32", precision)
+            precision = "fp32"
+        path = fp16_encoder(self.models_dir) if precision == "fp16" else self.models_dir / ENCODER_FILE
         self.session: ort.InferenceSession = create_session(
-            self.models_dir / ENCODER_FILE, device, threads, spinning=False
+            path, device, threads, spinning=False, cuda=cuda_options(precision)
         )
+        if precision != "fp32" and self.provider != CUDA:
+            log.warning("precision %s needs CUDA, which did not load: serving fp32", precision)
+            precision = "fp32"
+            self.session = create_session(self.models_dir / ENCODER_FILE, device, threads, spinning=False)
+        self.precision = precision
+        self.graph = None
+        if preprocessing == "graph" or (preprocessing == "auto" and self.provider == CUDA):
+            from .preprocess_graph import GraphPreprocessor
+
+            providers = [(CUDA, cuda_options("fp32")), CPU] if self.provider == CUDA else [CPU]
+            self.graph = GraphPreprocessor(providers)
         outputs = {o.name for o in self.session.get_outputs()}
         if outputs != set(TENSORS):
             raise ModelError(f"{ENCODER_FILE} outputs {sorted(outputs)}, expected {sorted(TENSORS)}")
         self.setup_seconds = time.perf_counter() - start
 
     def __repr__(self) -> str:
-        return f"Encoder({self.info.model!r} in {self.models_dir}, on {self.provider})"
+        return f"Encoder({self.info.model!r} in {self.models_dir}, {self.precision} on {self.provider})"
 
     @property
     def provider(self) -> str:
@@ -110,14 +148,37 @@ class Encoder:
         """The manifest's ``model`` entry."""
         return {"name": self.info.model, "checkpointSha256": self.info.checkpoint_sha256}
 
+    @property
+    def preprocessing(self) -> str:
+        return "graph" if self.graph is not None else "host"
+
     def warm_up(self) -> float:
         """One run on a blank image, so that the first user does not pay for kernel selection."""
         start = time.perf_counter()
-        self.run(np.zeros((1, 3, INPUT_SIZE, INPUT_SIZE), dtype=np.float32))
+        blank = np.zeros((INPUT_SIZE, INPUT_SIZE, 3), dtype=np.uint8)
+        self.run(self.preprocess(blank))
         return time.perf_counter() - start
 
-    def run(self, image: np.ndarray) -> dict[str, np.ndarray]:
-        """(1,3,1024,1024) float32 → {name: float16 array}, bound by output name, never position."""
+    def preprocess(self, image):
+        """A loaded image (or upright (H, W, 3) uint8 array) → the encoder's input: a float32 array
+        (host preprocessing) or an OrtValue on the encoder's device (graph preprocessing)."""
+        if self.graph is not None:
+            return self.graph(image)
+        from .preprocess import preprocess
+
+        return preprocess(image)
+
+    def run(self, image: np.ndarray | ort.OrtValue) -> dict[str, np.ndarray]:
+        """(1,3,1024,1024) float32, an array or an OrtValue on any device → {name: float16 array},
+        bound by output name, never position."""
         names = list(TENSORS)
-        values = self.session.run(names, {"image": image})
+        if isinstance(image, ort.OrtValue):
+            binding = self.session.io_binding()
+            binding.bind_ortvalue_input("image", image)
+            for name in names:
+                binding.bind_output(name, "cpu")
+            self.session.run_with_iobinding(binding)
+            values = [value.numpy() for value in binding.get_outputs()]
+        else:
+            values = self.session.run(names, {"image": image})
         return {name: np.asarray(value, dtype=np.float16) for name, value in zip(names, values)}

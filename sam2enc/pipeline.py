@@ -10,7 +10,6 @@ from pathlib import Path
 from .bundle import Bundle, write_bundle
 from .encoder import Encoder
 from .image import load_image
-from .preprocess import preprocess
 
 
 @dataclass
@@ -39,7 +38,7 @@ def encode(
     start = time.perf_counter()
     image = load_image(source, name)
     start = timings.add("decode", start)
-    pixels = preprocess(image)
+    pixels = encoder.preprocess(image)
     start = timings.add("preprocess", start)
     features = encoder.run(pixels)
     timings.add("encoder", start)
@@ -49,6 +48,7 @@ def encode(
         original_height=image.height,
         model=encoder.model,
         provider=encoder.provider,
+        precision=encoder.precision,
     )
 
 

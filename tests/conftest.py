@@ -100,6 +100,11 @@ def photos(tmp_path_factory) -> dict[str, Path]:
     big = out / "coffee_12mp.jpg"
     Image.open(data / "coffee.png").convert("RGB").resize((4032, 3024), Image.BICUBIC).save(big, quality=90)
     found["coffee_12mp"] = big
+    # Fine texture at 12 MP, tiled without resampling: where a resize filter that is not torch's shows.
+    gravel = np.asarray(Image.open(data / "gravel.png").convert("RGB"))
+    textured = out / "gravel_12mp.jpg"
+    Image.fromarray(np.ascontiguousarray(np.tile(gravel, (6, 8, 1))[:3024, :4032])).save(textured, quality=90)
+    found["gravel_12mp"] = textured
     return found
 
 

@@ -82,7 +82,7 @@ def predictor_features(predictor) -> dict[str, np.ndarray]:
     """The features ``set_image`` computed, under the bundle's tensor names, as float32."""
     feats = predictor._features
     return {
-        "image_embed": feats["image_embed"].float().numpy(),
-        "high_res_feats_0": feats["high_res_feats"][0].float().numpy(),
-        "high_res_feats_1": feats["high_res_feats"][1].float().numpy(),
+        "image_embed": feats["image_embed"].float().cpu().numpy(),
+        "high_res_feats_0": feats["high_res_feats"][0].float().cpu().numpy(),
+        "high_res_feats_1": feats["high_res_feats"][1].float().cpu().numpy(),
     }

@@ -18,7 +18,9 @@ from tests.conftest import upright_rgb
 FEATURE_TOLERANCE = 1e-3
 LOGIT_TOLERANCE = 5e-3
 MIN_IOU = 0.995
-PHOTOS = ["astronaut", "coffee", "rocket", "chelsea_exif6", "coffee_12mp"]
+PHOTOS = ["astronaut", "coffee", "rocket", "chelsea_exif6", "coffee_12mp", "gravel_12mp"]
+# host: Pillow on the CPU (served there); graph: preprocess.onnx (served on CUDA), here on the CPU provider.
+PREPROCESSING = ["host", "graph"]
 
 
 def prompts(width: int, height: int) -> dict[str, dict]:
@@ -55,8 +57,20 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
+@pytest.fixture(scope="module")
+def encoders(encoder, models_dir):
+    from sam2enc.encoder import Encoder
+
+    return {"host": encoder, "graph": Encoder(models_dir, device="cpu", preprocessing="graph")}
+
+
+@pytest.mark.parametrize("preprocessing", PREPROCESSING)
 @pytest.mark.parametrize("name", PHOTOS)
-def test_bundle_and_masks_match_sam2_predictor(name, photos, predictor, encoder, decoder, tmp_path, report):
+def test_bundle_and_masks_match_sam2_predictor(
+    name, preprocessing, photos, predictor, encoders, decoder, tmp_path, report
+):
+    encoder = encoders[preprocessing]
+    assert encoder.preprocessing == preprocessing
     path = photos[name]
     rgb = upright_rgb(path)
     predictor.set_image(rgb)
@@ -69,7 +83,7 @@ def test_bundle_and_masks_match_sam2_predictor(name, photos, predictor, encoder,
     bundle = read_bundle(encode_to_dir(path, encoder, tmp_path / "bundle"))
 
     assert (bundle.original_height, bundle.original_width) == rgb.shape[:2]
-    row: dict = {"photo": name, "size": f"{rgb.shape[1]}x{rgb.shape[0]}"}
+    row: dict = {"photo": name, "preprocessing": preprocessing, "size": f"{rgb.shape[1]}x{rgb.shape[0]}"}
     for tensor in TENSORS:
         error = relative_l2(bundle.features[tensor], expected[tensor])
         row[tensor] = f"{error:.2e}"

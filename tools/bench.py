@@ -188,30 +188,10 @@ def serving_peak_rss(models: Path, jpeg: Path) -> float:
 
 
 def fp16_encoder(models: Path) -> Path:
-    """encoder.onnx with fp16 weights and compute, LayerNorm and Softmax kept in fp32 (their range)."""
-    import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
+    """encoder.onnx with fp16 weights and compute, LayerNorm and Softmax kept in fp32: the served fp16."""
+    from sam2enc.precision import fp16_encoder as served_fp16_encoder
 
-    target = CACHE / f"{ModelInfo.read(models).model}-{models.resolve().name}" / "encoder_fp16.onnx"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        model = convert_float_to_float16(
-            onnx.load(str(models / ENCODER_FILE)),
-            keep_io_types=True,
-            op_block_list=["LayerNormalization", "Softmax", "ReduceMean", "Pow", "Sqrt", "Resize"],
-        )
-        # The converter inserts the same Cast twice when a tensor feeds two fp32-kept nodes: keep one.
-        produced: set[str] = set()
-        unique = []
-        for node in model.graph.node:
-            if node.op_type == "Cast" and node.output[0] in produced:
-                continue
-            produced.update(node.output)
-            unique.append(node)
-        del model.graph.node[:]
-        model.graph.node.extend(unique)
-        onnx.save(model, str(target))
-    return target
+    return served_fp16_encoder(models)
 
 
 def bench_gpu_path(models: Path, device: str, runs: int) -> dict:

@@ -1,31 +1,55 @@
-"""`make bench-gpu`: the encoder on the GPU, every serving variant side by side, parity next to each.
+"""`make bench-gpu`: each serving precision on the GPU against SAM2's own bf16 predictor; picks one to serve.
 
-For each model (random-weight tiny and large unless ``--models-dir`` names exported ones): encoder p50/p95
-for fp32 on the CUDA execution provider, fp32 with I/O binding (input and outputs bound on the device),
-and the fp16 encoder (LayerNorm/Softmax kept in fp32), each with its relative L2 against the PyTorch
-model on the same device and input; then the whole ``predict()`` path (EncoderService: decode, EXIF,
-resize, encoder, fp16 bundle write) for a 12 MP JPEG. Results go into ``build/bench.json`` under "gpu".
+For each model (random-weight tiny and large unless ``--models-dir`` names exported ones), on one 12 MP
+phone JPEG (EXIF orientation 6):
 
-``--device cpu`` runs the same table on the CPU provider (a smoke test of this script, not a benchmark).
+- the reference: SAM2's own ``SAM2ImagePredictor.set_image`` in IEEE fp32 (TF32 off) on the same device;
+- "SAM2 bf16 autocast (torch)": the same predictor under ``torch.autocast(<device>, dtype=torch.bfloat16)``
+  with TF32 on, as SAM2's README and demo backend run it — its features' relative L2 to the reference, and
+  its encoder (``forward_image`` + feature preparation) timed on a device-resident input;
+- every candidate — fp32, tf32, fp16 (LayerNorm/Softmax fp32), and fp16 on the TensorRT EP when that EP
+  is available — fed by the in-graph preprocessing (preprocess.onnx, on the device) and I/O binding:
+  relative L2 of the served bundle features (fp16) to the reference, encoder p50/p95;
+- the served candidate, marked "(served)": the fastest whose relative L2 is at most half the bf16 row's;
+- the whole ``predict()`` (EncoderService with that precision) and its decode+preprocess on the 12 MP
+  JPEG, next to today's host (Pillow) preprocessing.
+
+Writes docs/bench-gpu-<gpu>.json (``--json`` to change). ``--device cpu --sizes tiny --runs 2`` runs the
+same script on the CPU provider (CPU autocast for the bf16 row; tf32 is fp32 there) to prove it and its
+JSON shape, not to measure — that report goes to build/ unless ``--json`` says otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
 from sam2enc.bundle import TENSORS
-from sam2enc.encoder import CUDA, create_session, session_options
+from sam2enc.encoder import CUDA, create_session
 from sam2enc.export import relative_l2
 from sam2enc.modeldir import ENCODER_FILE, ModelInfo
+from sam2enc.precision import cuda_options, fp16_encoder
 from sam2enc.testing import cached_random_export
-from tools.bench import CACHE, ROOT, _runner, fp16_encoder, machine, ms, test_jpegs, timed
+from tools.bench import CACHE, ROOT, machine, ms, test_jpegs, timed
+
+BF16_ROW = "SAM2 bf16 autocast (torch)"
+SERVED = " (served)"
+TENSORRT = "TensorrtExecutionProvider"
+# (row name, precision); each is fed by preprocess.onnx on the same device
+CANDIDATES = (
+    ("fp32 IEEE, in-graph preprocessing, I/O binding", "fp32"),
+    ("tf32, in-graph preprocessing, I/O binding", "tf32"),
+    ("fp16 (LayerNorm/Softmax fp32), in-graph preprocessing, I/O binding", "fp16"),
+)
+TRT_ROW = "fp16 TensorRT EP, in-graph preprocessing, I/O binding"
 
 
 def percentiles(times: list[float]) -> dict:
@@ -36,29 +60,115 @@ def percentiles(times: list[float]) -> dict:
     }
 
 
-def torch_reference(models: Path, image: np.ndarray, device: str) -> dict[str, np.ndarray] | None:
-    """The PyTorch model the ONNX file came from (its checkpoint lies beside it), fp32, on ``device``."""
+def max_error(features: dict[str, np.ndarray], reference: dict[str, np.ndarray]) -> float:
+    errors = [relative_l2(np.asarray(features[n], np.float32), reference[n]) for n in TENSORS]
+    return float(f"{max(errors):.2e}")
+
+
+def sam2_rows(models: Path, rgb: np.ndarray, device: str, runs: int) -> tuple[dict, dict]:
+    """SAM2's own predictor: fp32 IEEE features (the reference) and the bf16-autocast row."""
     import torch
 
     from sam2enc.export import EncoderGraph, load_sam2
+    from tests.reference import image_predictor, predictor_features
 
     info = ModelInfo.read(models)
     checkpoint = next(iter(models.glob("random_*.pt")), models / f"{info.model}.pt")
     if not checkpoint.exists():
-        return None
-    torch_device = "cuda" if device == "cuda" and torch.cuda.is_available() else "cpu"
-    # IEEE fp32, as on the CPU: cuDNN's convolutions default to TF32 on Ampere and later.
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cuda.matmul.allow_tf32 = False
-    graph = EncoderGraph(load_sam2(info.size, checkpoint)).eval().to(torch_device)
-    with torch.no_grad():
-        outputs = graph(torch.from_numpy(image).to(torch_device))
-    # EncoderGraph casts to fp16 at the end, as the ONNX graph does; compare like with like.
-    result = {name: value.float().cpu().numpy() for name, value in zip(TENSORS, outputs)}
-    del graph
+        raise SystemExit(f"{models} has no checkpoint beside the ONNX files: SAM2's predictor needs it")
+    torch_device = "cuda" if device == "cuda" else "cpu"
+    model = load_sam2(info.size, checkpoint).to(torch_device)
+    predictor = image_predictor(model)
+
+    def tf32(on: bool) -> None:
+        torch.backends.cudnn.allow_tf32 = on
+        torch.backends.cuda.matmul.allow_tf32 = on
+
+    with torch.inference_mode():
+        tf32(False)
+        predictor.set_image(rgb)
+        reference = predictor_features(predictor)
+        tf32(True)  # SAM2's demo: TF32 on, bf16 autocast
+        with torch.autocast(torch_device, dtype=torch.bfloat16):
+            predictor.set_image(rgb)
+        bf16 = predictor_features(predictor)
+        graph = EncoderGraph(model).eval()
+        image = torch.from_numpy(_host_input(rgb)).to(torch_device)
+
+        def encode(graph=graph) -> None:
+            with torch.autocast(torch_device, dtype=torch.bfloat16):
+                graph(image)
+            if torch_device == "cuda":
+                torch.cuda.synchronize()
+
+        times = timed(encode, runs, warmup=min(2, runs))
+        tf32(False)
+    row = {
+        "provider": f"torch {torch.__version__} {torch_device}",
+        **percentiles(times),
+        "max_relative_l2": max_error(bf16, reference),
+        "what": "SAM2ImagePredictor.set_image under autocast(bfloat16), TF32 on; time: its encoder alone",
+    }
+    del predictor, model, graph
     if torch_device == "cuda":
         torch.cuda.empty_cache()
-    return result
+    return reference, row
+
+
+def _host_input(rgb: np.ndarray) -> np.ndarray:
+    from sam2enc.preprocess import preprocess
+
+    return preprocess(rgb)
+
+
+def candidate(
+    models: Path, precision: str, provider: str, device: str
+) -> tuple[ort.InferenceSession, object]:
+    """(encoder session, preprocessor) for one candidate, built as the service builds them."""
+    from sam2enc.preprocess_graph import GraphPreprocessor
+
+    path = fp16_encoder(models) if precision == "fp16" else models / ENCODER_FILE
+    cpu = "CPUExecutionProvider"
+    if device != "cuda":
+        session = create_session(path, "cpu")
+    elif provider == TENSORRT:
+        engines = CACHE / "trt-engines" / f"{ModelInfo.read(models).model}-{models.resolve().name}"
+        engines.mkdir(parents=True, exist_ok=True)
+        trt = {"trt_fp16_enable": "1", "trt_engine_cache_enable": "1", "trt_engine_cache_path": str(engines)}
+        session = ort.InferenceSession(
+            str(models / ENCODER_FILE), providers=[(TENSORRT, trt), (CUDA, cuda_options("fp32")), cpu]
+        )
+        if session.get_providers()[0] != TENSORRT:  # listed by onnxruntime-gpu, but libnvinfer is missing
+            raise RuntimeError("the TensorRT EP did not load (no TensorRT libraries?)")
+    else:
+        session = create_session(path, "cuda", cuda=cuda_options(precision))
+    graph = GraphPreprocessor([(CUDA, cuda_options("fp32")), cpu] if device == "cuda" else [cpu])
+    return session, graph
+
+
+def encoder_runner(session: ort.InferenceSession, image) -> callable:
+    """The encoder on a device-resident input (an OrtValue), outputs copied to the host, as in predict()."""
+    binding = session.io_binding()
+    binding.bind_ortvalue_input("image", image)
+    for name in TENSORS:
+        binding.bind_output(name, "cpu")
+
+    def run() -> dict[str, np.ndarray]:
+        session.run_with_iobinding(binding)
+        return dict(zip(TENSORS, (value.numpy() for value in binding.get_outputs())))
+
+    return run
+
+
+def serve_rule(encoder_rows: dict) -> str | None:
+    """The fastest candidate whose relative L2 is at most half of SAM2's bf16 predictor's."""
+    budget = encoder_rows[BF16_ROW]["max_relative_l2"] / 2
+    eligible = [
+        (row["p50_ms"], name)
+        for name, row in encoder_rows.items()
+        if name != BF16_ROW and "p50_ms" in row and row["max_relative_l2"] <= budget
+    ]
+    return min(eligible)[1] if eligible else None
 
 
 def bench_model(models: Path, jpeg: Path, device: str, runs: int) -> dict:
@@ -68,77 +178,93 @@ def bench_model(models: Path, jpeg: Path, device: str, runs: int) -> dict:
 
     info = ModelInfo.read(models)
     print(f"\n== {info.model}{' (random weights)' if info.random_weights else ''} in {models}", flush=True)
-    image = preprocess(load_image(jpeg))
-    reference = torch_reference(models, image, device)
-    reference_name = "torch fp32"
-    if reference is None:
-        reference_name = "ORT fp32 CPU"
-        session = create_session(models / ENCODER_FILE, "cpu")
-        reference = dict(zip(TENSORS, session.run(list(TENSORS), {"image": image})))
-    row: dict = {"model": info.model, "parity_reference": reference_name, "encoder": {}}
-    provider_device = "cuda" if device == "cuda" else "cpu"
-    for variant, path, mode, tf32 in (
-        ("fp32 TF32 (ORT's default)", models / ENCODER_FILE, "run", "1"),
-        ("fp32 (served)", models / ENCODER_FILE, "run", "0"),
-        ("fp32 io_binding", models / ENCODER_FILE, "io_binding", "0"),
-        ("fp16 (LayerNorm/Softmax fp32)", fp16_encoder(models), "run", "0"),
-        ("fp16 io_binding", fp16_encoder(models), "io_binding", "0"),
-    ):
-        session = _session(path, device, tf32)
-        run = _runner(session, mode, image, provider_device)
-        outputs = dict(zip(TENSORS, run()))
-        errors = {
-            name: relative_l2(np.asarray(outputs[name], np.float32), reference[name]) for name in TENSORS
-        }
-        row["encoder"][variant] = {
+    loaded = load_image(jpeg)
+    reference, bf16 = sam2_rows(models, loaded.rgb, device, runs)
+    rows: dict = {BF16_ROW: bf16}
+    print(f"  {BF16_ROW}: {bf16}", flush=True)
+    candidates = [(name, precision, "default") for name, precision in CANDIDATES]
+    if device == "cuda" and TENSORRT in ort.get_available_providers():
+        candidates.append((TRT_ROW, "fp16", TENSORRT))
+    precisions: dict[str, str] = {}
+    for name, precision, provider in candidates:
+        try:
+            session, graph = candidate(models, precision, provider, device)
+        except Exception as exc:  # an optional EP that does not load is a row that says so, not a crash
+            rows[name] = {"skipped": f"{type(exc).__name__}: {exc}"}
+            continue
+        run = encoder_runner(session, graph(loaded))
+        rows[name] = {
             "provider": session.get_providers()[0],
-            **percentiles(timed(run, runs, warmup=3)),
-            "max_relative_l2": float(f"{max(errors.values()):.2e}"),
+            **percentiles(timed(run, runs, warmup=min(3, runs))),
+            "max_relative_l2": max_error(run(), reference),
         }
-        print(f"  {variant}: {row['encoder'][variant]}", flush=True)
-        del session
-    service = EncoderService(models, device=device)
-    row["predict_provider"] = service.encoder.provider
-    row["predict_12MP"] = percentiles(timed(lambda: service.encode(jpeg), max(1, runs // 2), warmup=1))
-    row["preprocess_12MP"] = percentiles(timed(lambda: preprocess(load_image(jpeg)), max(1, runs // 2)))
-    print(f"  predict() 12 MP: {row['predict_12MP']} (preprocess {row['preprocess_12MP']})", flush=True)
-    return row
-
-
-def _session(path: Path, device: str, tf32: str) -> ort.InferenceSession:
-    if device != "cuda":
-        return create_session(path, "cpu")
-    providers = [(CUDA, {"use_tf32": tf32}), "CPUExecutionProvider"]
-    return ort.InferenceSession(str(path), session_options(), providers=providers)
+        precisions[name] = precision
+        print(f"  {name}: {rows[name]}", flush=True)
+        del session, graph, run
+    served = serve_rule(rows)
+    encoder_rows = {f"{name}{SERVED}" if name == served else name: row for name, row in rows.items()}
+    result: dict = {
+        "model": info.model,
+        "parity_reference": "SAM2ImagePredictor.set_image, torch fp32 IEEE (TF32 off), same device",
+        "photo": "12 MP JPEG (4032x3024, EXIF orientation 6)",
+        "encoder": encoder_rows,
+        "served": served,
+        "served_precision": precisions.get(served),
+        "rule": "fastest candidate with max_relative_l2 <= half of the SAM2 bf16 autocast row's",
+    }
+    precision = precisions.get(served, "fp32")
+    service = EncoderService(models, device=device, precision=precision)
+    encoder = service.encoder
+    result["predict_provider"] = encoder.provider
+    result["predict_preprocessing"] = encoder.preprocessing
+    predict_runs = max(1, runs // 2)
+    result["predict_12MP"] = percentiles(timed(lambda: service.encode(jpeg), predict_runs, warmup=1))
+    result["preprocess_12MP"] = percentiles(timed(lambda: encoder.preprocess(load_image(jpeg)), predict_runs))
+    result["preprocess_12MP_host"] = percentiles(timed(lambda: preprocess(load_image(jpeg)), predict_runs))
+    print(
+        f"  predict() 12 MP ({precision}, {encoder.preprocessing} preprocessing): {result['predict_12MP']}; "
+        f"decode+preprocess {result['preprocess_12MP']}, host {result['preprocess_12MP_host']}",
+        flush=True,
+    )
+    return result
 
 
 def print_table(rows: list[dict]) -> None:
     for row in rows:
-        print(f"\n{row['model']} — parity against {row['parity_reference']}")
-        lines = [
-            (
-                f"encoder {variant}",
-                f"{v['p50_ms']} / {v['p95_ms']} ms on {v['provider']}, rel L2 {v['max_relative_l2']:.1e}",
-            )
-            for variant, v in row["encoder"].items()
-        ]
-        predict = row["predict_12MP"]
+        print(f"\n{row['model']} — relative L2 against {row['parity_reference']}")
+        lines = []
+        for name, value in row["encoder"].items():
+            if "skipped" in value:
+                lines.append((f"encoder {name}", f"skipped ({value['skipped']})"))
+                continue
+            error = value["max_relative_l2"]
+            text = f"{value['p50_ms']} / {value['p95_ms']} ms on {value['provider']}, rel L2 {error:.1e}"
+            lines.append((f"encoder {name}", text))
+        lines.append(("predict() 12 MP JPEG", _p(row["predict_12MP"]) + f" on {row['predict_provider']}"))
         lines.append(
-            (
-                "predict() 12 MP JPEG",
-                f"{predict['p50_ms']} / {predict['p95_ms']} ms on {row['predict_provider']}",
-            )
+            (f"  of which decode+{row['predict_preprocessing']} preprocessing", _p(row["preprocess_12MP"]))
         )
-        lines.append(
-            (
-                "  of which decode+resize",
-                f"{row['preprocess_12MP']['p50_ms']} / {row['preprocess_12MP']['p95_ms']} ms",
-            )
-        )
+        lines.append(("  decode+host preprocessing (Pillow)", _p(row["preprocess_12MP_host"])))
         width = max(len(label) for label, _ in lines)
         print(f"  {'':<{width}}  p50 / p95")
         for label, value in lines:
             print(f"  {label:<{width}}  {value}")
+
+
+def _p(stats: dict) -> str:
+    return f"{stats['p50_ms']} / {stats['p95_ms']} ms"
+
+
+def gpu_slug(name: str | None) -> str:
+    """'NVIDIA H100 80GB HBM3, 580.159.04' → 'h100'; unknown names → their words, lower-case, dashed."""
+    if not name:
+        return "unknown"
+    model = name.split(",")[0]
+    known = re.search(
+        r"\b(h\d{3}|b\d{3}|gb\d{3}|a\d{2,3}g?|l\d{1,2}s?|t4|v100|rtx\s*\w*\s*\d{4}\w*)\b", model, re.I
+    )
+    text = known.group(1) if known else re.sub(r"^nvidia\s+", "", model, flags=re.I)
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -147,23 +273,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", nargs="+", default=["tiny", "large"], help="random exports to bench")
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--json", type=Path, default=ROOT / "build" / "bench.json")
+    parser.add_argument("--json", type=Path, help="default: docs/bench-gpu-<gpu>.json (CPU: build/)")
     args = parser.parse_args(argv)
 
     if args.device == "cuda" and CUDA not in ort.get_available_providers():
         print(f"onnxruntime {ort.__version__} has no CUDA provider: install onnxruntime-gpu (make bench-gpu)")
         return 2
+    gpu = _gpu_name() if args.device == "cuda" else None
+    default = f"docs/bench-gpu-{gpu_slug(gpu)}.json" if args.device == "cuda" else "build/bench-gpu-cpu.json"
+    out = args.json or ROOT / default
     models_dirs = args.models_dir or [cached_random_export(CACHE, size) for size in args.sizes]
-    print(f"machine: {machine()}; providers {ort.get_available_providers()}")
+    print(f"machine: {machine()}; providers {ort.get_available_providers()}", flush=True)
+    started = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         jpeg = test_jpegs(Path(scratch))["12MP"]
         rows = [bench_model(m, jpeg, args.device, args.runs) for m in models_dirs]
     print_table(rows)
-    report = json.loads(args.json.read_text()) if args.json.exists() else {}
-    report["gpu"] = {"machine": machine(), "device": args.device, "gpu": _gpu_name(), "models": rows}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {args.json}")
+    report = {
+        "machine": machine(),
+        "device": args.device,
+        "gpu": gpu,
+        "runs": args.runs,
+        "seconds": round(time.perf_counter() - started),
+        "models": rows,
+    }
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {out}")
     return 0
 
 
@@ -179,7 +315,7 @@ def _gpu_name() -> str | None:
         )
     except OSError:
         return None
-    return out.stdout.strip() or None
+    return out.stdout.strip().splitlines()[0] if out.stdout.strip() else None
 
 
 if __name__ == "__main__":
