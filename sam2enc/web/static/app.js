@@ -20,6 +20,7 @@ const S = {
   inflight: null, pending: null, nextId: 1, exports: new Map(),
   seq: 0, dropped: 0, last: null, shown: false, timings: [], backend: null, view: "overlay",
   display: { cssW: 0, cssH: 0, w: 0, h: 0, dpr: 1 }, randomModels: false, encode: null,
+  picks: 0, loading: null, readyText: "", encodePhoto: null,
 };
 // The documented test hook: current prompts in photo pixels ([x, y, label]) and box; nothing secret.
 window.sam2enc = {
@@ -75,6 +76,7 @@ function retire() {
   S.last = null;
   bumpPrompts();
   S.width = S.height = 0;
+  S.loading = null;
   worker.postMessage({ type: "retire", gen: S.gen });
   for (const id of ["photo-canvas", "mask-layer", "mask-canvas"]) $(id).width = $(id).height = 0;
   $("timing").textContent = "";
@@ -128,6 +130,7 @@ function showPhoto(photo) {
 function loadBundle(gen, manifest, payload, source) {
   if (gen !== S.gen) return;
   S.source = source;
+  S.loading = gen;
   setStatus("Loading the decoder…", "loading");
   worker.postMessage({ type: "bundle", gen, manifest, payload }, [payload]);
 }
@@ -135,29 +138,35 @@ function loadBundle(gen, manifest, payload, source) {
 // One picker (and drop target) for photo + embedding.bin + manifest.json, recognised by content: a
 // browser's renamed copies ("embedding (1).bin") work as well as the originals.
 async function classify(files) {
-  const found = { photo: null, payload: null, manifest: null, unknown: [] };
+  const found = { photos: [], payloads: [], manifests: [], unknown: [] };
   for (const file of files) {
     const head = new Uint8Array(await file.slice(0, 16).arrayBuffer());
     const ascii = String.fromCharCode(...head);
     const image = (head[0] === 0xff && head[1] === 0xd8) || ascii.startsWith("\x89PNG") || ascii.startsWith("GIF8")
       || (ascii.startsWith("RIFF") && ascii.slice(8, 12) === "WEBP") || ascii.slice(4, 8) === "ftyp"
       || ascii.startsWith("II*\0") || ascii.startsWith("MM\0*");
-    if (image) found.photo = file;
-    else if (file.size === BUNDLE_BYTES || /\.bin$/i.test(file.name)) found.payload = file;
-    else if (ascii.startsWith("BM")) found.photo = file;
+    if (image) found.photos.push(file);
+    else if (file.size === BUNDLE_BYTES || /\.bin$/i.test(file.name)) found.payloads.push(file);
+    else if (ascii.startsWith("BM")) found.photos.push(file);
     else if (file.size < 1e6 && ascii.trimStart().startsWith("{")) {
       try {
         const json = JSON.parse(await file.text());
-        if (json.format === "sam2enc-bundle") found.manifest = json;
+        if (json.format === "sam2enc-bundle") found.manifests.push({ file, json });
         else found.unknown.push(file.name);
       } catch { found.unknown.push(file.name); }
     } else found.unknown.push(file.name);
   }
-  return found;
+  const names = (list) => list.map((f) => f.file?.name ?? f.name).join(", ");
+  for (const [list, what] of [[found.photos, "photo"], [found.payloads, "embedding.bin"], [found.manifests, "manifest.json"]]) {
+    if (list.length > 1) throw new Error(`Open one ${what} at a time: this selection has ${list.length} (${names(list)}).`);
+  }
+  return { photo: found.photos[0], payload: found.payloads[0], manifest: found.manifests[0]?.json, unknown: found.unknown };
 }
 
+// A pick is checked in full before it replaces anything: a bad one leaves the live photo, its bundle
+// and its prompts as they were, under a one-sentence error. The newest pick wins a race.
 async function openFiles(files) {
-  const gen = retire();
+  const pick = ++S.picks;
   try {
     const found = await classify(files);
     const missing = [!found.photo && "the photo", !found.payload && "embedding.bin", !found.manifest && "manifest.json"].filter(Boolean);
@@ -169,11 +178,12 @@ async function openFiles(files) {
     await verifyBundle(found.manifest, payload);
     const photo = await decodePhoto(found.photo);
     checkSize(photo, found.manifest);
-    if (gen !== S.gen) return;
+    if (pick !== S.picks) return;
+    const gen = retire();
     showPhoto(photo);
     loadBundle(gen, found.manifest, payload, "disk");
   } catch (err) {
-    if (gen === S.gen) fail(err);
+    if (pick === S.picks) fail(err);
   }
 }
 $("bundle").addEventListener("change", () => { if ($("bundle").files.length) openFiles([...$("bundle").files]); $("bundle").value = ""; });
@@ -187,7 +197,7 @@ document.addEventListener("drop", (e) => {
 
 // --- the demo photo: encoded by the server at startup, no token, no network -------------------------
 $("demo").addEventListener("click", async () => {
-  const gen = retire();
+  const pick = ++S.picks;
   try {
     setStatus("Loading the demo photo…", "loading");
     const info = await (await fetch("/demo/info.json")).json();
@@ -197,11 +207,12 @@ $("demo").addEventListener("click", async () => {
     await verifyBundle(manifest, payload);
     const photo = await decodePhoto(photoBlob);
     checkSize(photo, manifest);
-    if (gen !== S.gen) return;
+    if (pick !== S.picks) return;
+    const gen = retire();
     showPhoto(photo);
     loadBundle(gen, manifest, payload, "demo");
   } catch (err) {
-    if (gen === S.gen) fail(err);
+    if (pick === S.picks) fail(err);
   }
 });
 
@@ -214,25 +225,42 @@ $("remember").addEventListener("change", () => {
 });
 $("token").addEventListener("input", () => {
   if ($("remember").checked) localStorage.setItem("sam2enc.token", $("token").value);
-  updateButtons();
+  encodeHint();
 });
-$("version").addEventListener("input", updateButtons);
+$("version").addEventListener("input", encodeHint);
+// Choosing the photo sends nothing: the upload (and the model lookup) wait for Encode. With nothing
+// live the photo is shown at once; a live photo and its bundle stay until Encode is pressed.
 $("photo").addEventListener("change", async () => {
   const file = $("photo").files[0];
   if (!file) return;
-  const gen = retire();
+  const pick = ++S.picks;
   try {
     const photo = await decodePhoto(file);
-    if (gen !== S.gen) return;
-    showPhoto(photo);
+    if (pick !== S.picks) return;
+    abandonEncode(true);
+    if (!S.ready) { retire(); showPhoto(photo); }
     S.encodeFile = file;
-    setStatus("Press Encode to send the photo to Replicate.", "idle");
-    updateButtons();
-    if ($("token").value.trim() && $("version").value.trim()) startEncode();
+    S.encodePhoto = photo;
+    remoteStatus("");
+    encodeHint(true);
   } catch (err) {
-    if (gen === S.gen) fail(err);
+    if (pick === S.picks) fail(err);
   }
 });
+
+/** What the user must do to get a bundle for the photo to encode, as the end of a sentence. */
+function encodeStep() {
+  const missing = [!$("token").value.trim() && "your Replicate API token", !$("version").value.trim() && "the model"].filter(Boolean);
+  if (missing.length) return `enter ${missing.join(" and ")}, then press Encode`;
+  return $("remote-status").classList.contains("error") ? "press Retry" : "press Encode";
+}
+function encodeHint(force = false) {
+  updateButtons();
+  if (!S.encodeFile || S.encode || S.ready) return;
+  if (!force && $("status").dataset.state !== "idle") return;
+  const step = encodeStep();
+  setStatus(`${step[0].toUpperCase()}${step.slice(1)} to send the photo to Replicate.`, "idle");
+}
 $("encode").addEventListener("click", () => startEncode());
 $("retry").addEventListener("click", () => startEncode());
 $("cancel").addEventListener("click", () => abandonEncode(true, "Canceled."));
@@ -278,6 +306,10 @@ async function api(path, init = {}, what = "Replicate") {
 /** One sentence for a refused call: the local proxy's own answers say `"source": "proxy"`. */
 export function refusal(status, body, what) {
   const detail = body?.detail || body?.title || `HTTP ${status}`;
+  if (body?.source === "proxy" && body.upstream) { // the proxy is fine; what it forwards to is not
+    const how = status === 504 ? "did not answer in time" : "could not be reached";
+    return `The upstream ${body.upstream} ${how} for ${what} (the local proxy answered ${status}): check the network, or the proxy's --upstream.`;
+  }
   return body?.source === "proxy" ? `The local proxy refused ${what} (${status}): ${detail}`
     : `Replicate refused ${what} (${status}): ${detail}`;
 }
@@ -303,10 +335,12 @@ async function startEncode() {
   if (!file) return fail("Choose a photo to encode first.");
   abandonEncode(true);
   // A new encode retires whatever bundle is live: its clicks must not land on the old embedding.
-  const photo = S.photo;
+  const photo = S.encodePhoto;
+  S.picks += 1;
   const gen = retire();
   if (photo) showPhoto(photo);
   S.encodeFile = file;
+  S.encodePhoto = photo;
   const job = { gen, id: null, status: "uploading", start: performance.now(), abort: new AbortController(), note: "" };
   S.encode = job;
   const tick = () => {
@@ -396,7 +430,8 @@ function layout() {
   const stage = $("stage");
   const availW = Math.max(120, stage.parentElement.clientWidth);
   const top = stage.getBoundingClientRect().top + window.scrollY;
-  const availH = Math.max(240, window.innerHeight - Math.min(top, window.innerHeight * 0.4) - 12);
+  const tools = $("tools").offsetHeight + 8; // the prompt tools stay on screen under the photo
+  const availH = Math.max(240, window.innerHeight - Math.min(top, window.innerHeight * 0.4) - 12 - tools);
   const scale = Math.min(availW / S.width, availH / S.height, 1);
   const cssW = Math.max(1, Math.floor(S.width * scale)), cssH = Math.max(1, Math.floor(S.height * scale));
   const dpr = window.devicePixelRatio || 1;
@@ -437,6 +472,7 @@ function edit(change) {
 
 function afterEdit() {
   bumpPrompts();
+  if (S.ready && ["error", "refused"].includes($("status").dataset.state)) setStatus(S.readyText, "ready");
   drawUi();
   updateButtons();
   if (S.points.length || S.box) schedule("prompt");
@@ -457,9 +493,15 @@ function clearPrompts() {
 $("undo").addEventListener("click", undo);
 $("clear").addEventListener("click", clearPrompts);
 
+function notReadyReason() {
+  if (!S.width) return "there is no photo yet";
+  if (S.loading === S.gen) return "the decoder is not ready yet: wait for \u201cReady\u201d";
+  if (S.encode) return "the photo is still being encoded on Replicate";
+  return `this photo has no bundle yet: ${encodeStep()}`;
+}
 function refuseIfNotReady() {
   if (S.ready) return false;
-  const why = S.width ? "the decoder is not ready yet: wait for \u201cReady\u201d" : "there is no photo yet";
+  const why = notReadyReason();
   setStatus(`Prompt not placed: ${why}.`, "refused");
   return true;
 }
@@ -493,6 +535,7 @@ ui.addEventListener("pointerdown", (e) => {
   if (e.button !== 0 && e.button !== 2) return;
   e.preventDefault();
   ui.focus({ preventScroll: true });
+  if (S.cursor) { S.cursor = null; drawUi(); } // the pointer is in use: no keyboard cursor
   if (refuseIfNotReady()) return;
   ui.setPointerCapture(e.pointerId);
   S.hover = null;
@@ -544,6 +587,7 @@ ui.addEventListener("keydown", (e) => {
   if (e.key === "Enter" && refuseIfNotReady()) { e.preventDefault(); return; }
   if (!S.width) return;
   const steps = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+  if (!steps[e.key] && e.key !== "Enter") return; // Shift, Ctrl, …: no keyboard cursor for them
   if (!S.cursor) S.cursor = [S.width / 2, S.height / 2];
   if (steps[e.key]) {
     e.preventDefault();
@@ -594,9 +638,11 @@ worker.onmessage = ({ data }) => {
     S.ready = true;
     S.backend = data.backend;
     const threads = data.backend === "wasm" ? `, ${data.threads} thread${data.threads > 1 ? "s" : ""}` : "";
-    const how = matchMedia("(pointer: coarse)").matches ? "Tap the photo (Include/Exclude below), drag for a box."
+    const how = matchMedia("(pointer: coarse)").matches ? "Tap the photo (Include/Exclude under it), drag for a box."
       : "Click the photo to include, right-click to exclude, drag for a box.";
-    setStatus(`Ready (${data.backend}${threads}). ${how}`, "ready");
+    S.loading = null;
+    S.readyText = `Ready (${data.backend}${threads}). ${how}`;
+    setStatus(S.readyText, "ready");
     $("timing").textContent = `decoder warm-up ${data.warmupMs.toFixed(0)} ms`;
     notices(data);
     layout(); // the notices may have moved the photo down: fit it again
@@ -614,7 +660,7 @@ worker.onmessage = ({ data }) => {
   if (data.type === "error") {
     const waiting = S.exports.get(data.id);
     if (waiting) { S.exports.delete(data.id); waiting(data); }
-    if (data.gen === S.gen || data.gen === undefined) fail(data.message);
+    if (data.gen === S.gen || data.gen === undefined) { fail(data.message); S.loading = null; }
   } else if (data.type === "mask") {
     const request = data;
     const hoverDone = data.kind === "hover" && !S.hover;
