@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.run(args)
     except Sam2EncError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return getattr(exc, "exit_code", 2)
     except KeyboardInterrupt:
         return 130
 

@@ -17,8 +17,8 @@ import numpy as np
 
 from .bundle import INPUT_SIZE, Bundle
 from .encoder import create_session
-from .errors import PromptError
-from .modeldir import DECODER_FILE, DECODER_HIRES_FILE
+from .errors import ModelMismatchError, PromptError
+from .modeldir import DECODER_FILE, DECODER_HIRES_FILE, ModelInfo, model_mismatch, same_model
 
 LOW_RES = 256
 MASK_THRESHOLD = 0.0
@@ -89,10 +89,15 @@ def _interpolation_matrix(out_size: int, in_size: int) -> np.ndarray:
 
 
 class Decoder:
-    """``decoder.onnx`` (or ``decoder_hires.onnx``) in ONNX Runtime, prompts in image pixels."""
+    """``decoder.onnx`` (or ``decoder_hires.onnx``) in ONNX Runtime, prompts in image pixels.
+
+    It reads model.json beside the graph and refuses a bundle encoded by another model
+    (``ModelMismatchError``), since every SAM2.1 size fits the same decoder inputs and would decode wrong.
+    """
 
     def __init__(self, models_dir: str | os.PathLike, hires: bool = False, device: str = "cpu") -> None:
         filename = DECODER_HIRES_FILE if hires else DECODER_FILE
+        self.info = ModelInfo.read(models_dir)
         self.session = create_session(Path(models_dir) / filename, device)
         self._features: tuple[Bundle, dict[str, np.ndarray]] | None = None
 
@@ -104,6 +109,7 @@ class Decoder:
         mask_input: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """Run the graph on model-space prompts: (1,3,S,S) logits and (1,3) IoU predictions."""
+        self.check(bundle)
         has_mask = mask_input is not None
         if mask_input is None:
             mask_input = np.zeros((1, 1, LOW_RES, LOW_RES), dtype=np.float32)
@@ -134,6 +140,11 @@ class Decoder:
             scores=iou[0],
             low_res_logits=np.clip(logits[0], -32.0, 32.0) if logits.shape[-1] == LOW_RES else logits[0],
         )
+
+    def check(self, bundle: Bundle) -> None:
+        """Refuse a bundle that another model encoded, in one sentence naming both models."""
+        if not same_model(bundle.model, self.info.identity):
+            raise ModelMismatchError(model_mismatch(bundle.model, self.info.identity))
 
     def _features_f32(self, bundle: Bundle) -> dict[str, np.ndarray]:
         if self._features is None or self._features[0] is not bundle:

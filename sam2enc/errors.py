@@ -24,6 +24,15 @@ class ModelError(Sam2EncError):
     """The exported ONNX files are missing or do not match what sam2enc expects."""
 
 
+class ModelMismatchError(Sam2EncError):
+    """A bundle was encoded by another model than the decoder's: its masks would be silently wrong.
+
+    The inputs are each valid, they just do not belong together, so the CLI exits 1 rather than 2.
+    """
+
+    exit_code = 1
+
+
 class ProviderError(Sam2EncError):
     """The requested ONNX Runtime execution provider could not be loaded."""
 

@@ -4,6 +4,15 @@ One directory holds one exported SAM2.1 variant: ``encoder.onnx`` (served by Cog
 ``decoder_hires.onnx`` (run locally or in the browser) and ``model.json`` (written last, so its presence
 means the export finished). The directory is ``weights/`` unless ``models_dir`` says otherwise, or
 ``$SAM2ENC_MODELS_DIR`` for the Cog server, which takes no arguments.
+
+A model's identity is model.json's ``checkpointSha256``: the sha256 of the checkpoint file it was exported
+from. Every bundle's manifest copies it (``model.checkpointSha256``) and every decoder, Python's
+``Decoder`` and the JS ``segment``, refuses a bundle whose identity differs from its own: all SAM2.1 sizes
+share the decoder's input shapes, so the wrong decoder would draw wrong masks without complaint. Random-
+weight exports (``export --random-weights``) save their checkpoint (``random_<size>.pt``) before exporting
+it, so they carry that file's sha256 too and two random exports are told apart. Only a model exported
+from no checkpoint file at all (``export_model(name, None, ...)`` from Python) records null; then the
+check falls back to the model name, the only identity there is.
 """
 
 from __future__ import annotations
@@ -50,6 +59,11 @@ class ModelInfo:
     checkpoint_sha256: str | None = None
     random_weights: bool = False
 
+    @property
+    def identity(self) -> dict[str, Any]:
+        """The manifest's ``model`` entry for bundles this model encodes, and what a decoder compares."""
+        return {"name": self.model, "checkpointSha256": self.checkpoint_sha256}
+
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ModelInfo:
         return cls(
@@ -71,3 +85,30 @@ class ModelInfo:
             ) from None
         except (json.JSONDecodeError, KeyError) as exc:
             raise ModelError(f"{path} is not a model.json written by sam2enc export: {exc}") from None
+
+
+def same_model(bundle_model: dict[str, Any], decoder_model: dict[str, Any]) -> bool:
+    """Compare two ``{"name", "checkpointSha256"}`` identities: the sha256 when both have one, else the name.
+
+    A bundle that names no model at all cannot be checked and passes (the JS ``sameModel`` agrees).
+    """
+    a, b = bundle_model or {}, decoder_model or {}
+    if a.get("checkpointSha256") and b.get("checkpointSha256"):
+        return a["checkpointSha256"] == b["checkpointSha256"]
+    if a.get("name") and b.get("name"):
+        return a["name"] == b["name"]
+    return True
+
+
+def model_mismatch(bundle_model: dict[str, Any], decoder_model: dict[str, Any]) -> str:
+    """The one sentence both decoders say when a bundle belongs to another model (JS: modelMismatch)."""
+    return (
+        f"this bundle was encoded by {_describe(bundle_model)} but the decoder is "
+        f"{_describe(decoder_model)}: decode it with the model that encoded it"
+    )
+
+
+def _describe(model: dict[str, Any]) -> str:
+    sha = (model or {}).get("checkpointSha256")
+    recorded = f"checkpoint sha256 {sha[:12]}" if sha else "no checkpoint recorded"
+    return f"{(model or {}).get('name') or 'an unnamed model'} ({recorded})"

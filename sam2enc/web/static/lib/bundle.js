@@ -1,0 +1,97 @@
+// openBundle: a bundle's manifest + embedding.bin, verified against the format, as float32 tensors.
+// The same checks, in the same order and words, as sam2enc/bundle.py parse_bundle; the layout comes from
+// layout.js, which is generated from Python's bundle.LAYOUT.
+import { BYTE_LENGTH, FORMAT, INPUT_SIZE, LAYOUT, VERSION } from "./layout.js";
+
+// float16 → float32 by table: exact for every value, and independent of Float16Array support.
+let HALF = null;
+function halfTable() {
+  if (HALF) return HALF;
+  HALF = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) {
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >> 10) & 0x1f;
+    const frac = h & 0x3ff;
+    HALF[h] = exp === 0 ? sign * 2 ** -14 * (frac / 1024)
+      : exp === 31 ? (frac ? NaN : sign * Infinity)
+      : sign * 2 ** (exp - 15) * (1 + frac / 1024);
+  }
+  return HALF;
+}
+
+function bytesOf(embedding) {
+  if (embedding instanceof ArrayBuffer) return new Uint8Array(embedding);
+  if (ArrayBuffer.isView(embedding)) return new Uint8Array(embedding.buffer, embedding.byteOffset, embedding.byteLength);
+  throw new TypeError("the embedding must be an ArrayBuffer or a Uint8Array (the bytes of embedding.bin)");
+}
+
+function hex(buffer) {
+  return Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function sameLayout(tensors) {
+  if (!tensors || typeof tensors !== "object") return false;
+  const names = Object.keys(LAYOUT);
+  if (Object.keys(tensors).length !== names.length) return false;
+  return names.every((name) => {
+    const want = LAYOUT[name], got = tensors[name];
+    return got && got.offset === want.offset && got.dtype === want.dtype && Array.isArray(got.shape)
+      && got.shape.length === want.shape.length && got.shape.every((d, i) => d === want.shape[i]);
+  });
+}
+
+/**
+ * Verify a bundle and convert its features to float32 once.
+ * @param {object|string} manifest manifest.json, parsed or as text
+ * @param {ArrayBuffer|Uint8Array} embedding the bytes of embedding.bin
+ */
+export async function openBundle(manifest, embedding) {
+  if (typeof manifest === "string") {
+    try {
+      manifest = JSON.parse(manifest);
+    } catch (err) {
+      throw new Error(`manifest.json is not valid JSON (${err.message})`);
+    }
+  }
+  if (!manifest || typeof manifest !== "object" || manifest.format !== FORMAT) {
+    throw new Error(`manifest.json does not describe a ${FORMAT}`);
+  }
+  if (manifest.version !== VERSION) {
+    throw new Error(`bundle version ${JSON.stringify(manifest.version)} is not supported (this reader knows version ${VERSION})`);
+  }
+  const bytes = bytesOf(embedding);
+  if (bytes.byteLength !== BYTE_LENGTH) {
+    throw new Error(`embedding.bin has ${bytes.byteLength.toLocaleString("en-US")} bytes, expected ${BYTE_LENGTH.toLocaleString("en-US")} (truncated or not a bundle)`);
+  }
+  if (!sameLayout(manifest.tensors)) {
+    throw new Error(`manifest tensors do not match the version ${VERSION} layout`);
+  }
+  const digest = hex(await globalThis.crypto.subtle.digest("SHA-256", bytes));
+  if (manifest.sha256 !== digest) {
+    throw new Error("embedding.bin does not match the manifest's sha256 (corrupted)");
+  }
+  const width = manifest.originalWidth, height = manifest.originalHeight;
+  if (!(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0)) {
+    throw new Error("originalWidth/originalHeight must be positive integers");
+  }
+  // The payload may sit at any byte offset inside a larger buffer: copy once to an aligned one.
+  const aligned = bytes.byteOffset % 2 === 0 ? bytes : bytes.slice();
+  const table = halfTable();
+  const features = {};
+  for (const [name, spec] of Object.entries(LAYOUT)) {
+    const count = spec.shape.reduce((a, b) => a * b, 1);
+    const half = new Uint16Array(aligned.buffer, aligned.byteOffset + spec.offset, count); // little-endian
+    const data = new Float32Array(count);
+    for (let i = 0; i < count; i++) data[i] = table[half[i]];
+    features[name] = { data, dims: spec.shape.slice() };
+  }
+  return Object.freeze({
+    width,
+    height,
+    inputSize: manifest.inputSize ?? INPUT_SIZE,
+    model: manifest.model ?? {},
+    provider: manifest.provider ?? "unknown",
+    sha256: digest,
+    features,
+  });
+}

@@ -1,0 +1,110 @@
+// The package, imported by its name as a user would, against masks the Python decoder made.
+// Run by tests/test_js_module.py, which writes the fixtures and sets $SAM2ENC_JS_FIXTURES.
+import assert from "node:assert/strict";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { before, describe, test } from "node:test";
+
+import { loadDecoder, maskToPng, openBundle, segment } from "sam2enc";
+
+const FIXTURES = process.env.SAM2ENC_JS_FIXTURES;
+const fixtures = FIXTURES ? JSON.parse(await readFile(FIXTURES, "utf8")) : null;
+
+async function readBundle(dir) {
+  return [await readFile(join(dir, "manifest.json"), "utf8"), await readFile(join(dir, "embedding.bin"))];
+}
+
+function iou(mask, expected) {
+  let both = 0, either = 0;
+  for (let i = 0; i < mask.length; i++) {
+    const a = mask[i] !== 0, b = expected[i] !== 0;
+    both += a && b;
+    either += a || b;
+  }
+  return either === 0 ? 1 : both / either;
+}
+
+describe("sam2enc module vs the Python decoder", { skip: !fixtures && "set $SAM2ENC_JS_FIXTURES (pytest tests/test_js_module.py does)" }, () => {
+  let decoder, bundle;
+  before(async () => {
+    decoder = await loadDecoder(join(fixtures.models, "decoder.onnx")); // model.json read beside it
+    bundle = await openBundle(...(await readBundle(fixtures.bundle)));
+  });
+
+  for (const name of ["click", "click_exclude", "box", "box_click"]) {
+    test(`${name}: the same mask at the photo's size`, async () => {
+      const { points, box, mask: maskPath, best } = fixtures.cases[name];
+      const expected = await readFile(maskPath);
+      const result = await segment(decoder, bundle, { points, box });
+      assert.equal(result.width, fixtures.width);
+      assert.equal(result.height, fixtures.height);
+      assert.equal(result.mask.length, fixtures.width * fixtures.height);
+      assert.equal(result.best, best);
+      assert.ok(result.mask.every((v) => v === 0 || v === 255), "mask values are 0/255");
+      const overlap = iou(result.mask, expected);
+      assert.ok(overlap >= 0.999, `IoU ${overlap} with the Python decoder's mask`);
+    });
+  }
+
+  test("refine: a second click fed the first result's lowResLogits[best] as maskInput", async () => {
+    const { points, mask: maskPath, best } = fixtures.cases.refine;
+    const first = await segment(decoder, bundle, { points: fixtures.cases.click.points });
+    const result = await segment(decoder, bundle, { points, maskInput: first.lowResLogits[first.best] });
+    assert.equal(result.best, best);
+    const overlap = iou(result.mask, await readFile(maskPath));
+    assert.ok(overlap >= 0.999, `IoU ${overlap} with the Python decoder's mask`);
+  });
+
+  test("decoder_hires.onnx: the same mask as Python's hi-res decoder", async () => {
+    const { points, mask: maskPath, best, logitSize } = fixtures.cases.hires_click;
+    const hires = await loadDecoder(join(fixtures.models, "decoder_hires.onnx"), { ort: decoder.ort });
+    const result = await segment(hires, bundle, { points });
+    assert.equal(result.best, best);
+    assert.equal(result.lowResLogits[0].length, logitSize * logitSize);
+    const overlap = iou(result.mask, await readFile(maskPath));
+    assert.ok(overlap >= 0.999, `IoU ${overlap} with the Python decoder's mask`);
+    await hires.session.release();
+  });
+
+  test("a bad manifest or embedding is refused with Python's sentence", async () => {
+    const [manifest, embedding] = await readBundle(fixtures.bundle);
+    const parsed = JSON.parse(manifest);
+    await assert.rejects(openBundle({ ...parsed, version: 2 }, embedding), /bundle version 2 is not supported/);
+    await assert.rejects(openBundle(parsed, embedding.subarray(0, 1000)), /embedding.bin has 1,000 bytes, expected 8,388,608/);
+    await assert.rejects(openBundle({ ...parsed, format: "x" }, embedding), /does not describe a sam2enc-bundle/);
+    await assert.rejects(openBundle("{", embedding), /not valid JSON/);
+  });
+
+  test("a corrupted embedding is refused, naming sha256", async () => {
+    await assert.rejects(openBundle(...(await readBundle(fixtures.corrupted))), /sha256/);
+  });
+
+  test("a bundle from another model is refused, naming both models", async () => {
+    const other = await openBundle(...(await readBundle(fixtures.otherBundle)));
+    await assert.rejects(segment(decoder, other, { points: [[10, 10, 1]] }), (err) => {
+      assert.match(err.message, new RegExp(fixtures.otherModel));
+      assert.match(err.message, new RegExp(`but the decoder is ${fixtures.model}`));
+      return true;
+    });
+  });
+
+  test("prompts are validated like Python's", async () => {
+    await assert.rejects(segment(decoder, bundle, {}), /give at least one click or a box/);
+    await assert.rejects(segment(decoder, bundle, { points: [[fixtures.width + 1, 0, 1]] }), /lies outside the/);
+    await assert.rejects(segment(decoder, bundle, { points: [[1, 1, 2]] }), /label is 1/);
+    await assert.rejects(segment(decoder, bundle, { box: [5, 5, 1, 1] }), /x0 < x1/);
+  });
+
+  test("the mask as PNG bytes", async () => {
+    const { mask, width, height } = await segment(decoder, bundle, { points: fixtures.cases.click.points });
+    const png = await maskToPng(mask, width, height);
+    assert.deepEqual([...png.subarray(0, 8)], [137, 80, 78, 71, 13, 10, 26, 10]);
+    const view = new DataView(png.buffer, png.byteOffset);
+    assert.equal(view.getUint32(16), width);
+    assert.equal(view.getUint32(20), height);
+  });
+
+  test("the graph's bytes need modelInfo", async () => {
+    await assert.rejects(loadDecoder(new Uint8Array(8), { ort: decoder.ort }), /modelInfo/);
+  });
+});
