@@ -247,8 +247,8 @@ def test_the_page_refuses_bad_bundles(browser, app, on_disk, tmp_path):
     (tmp_path / "v2.json").write_text(json.dumps({**meta, "version": 2}))
     cases = [
         ([photo, str(tmp_path / "flipped.bin"), manifest], "does not match the manifest's sha256"),
-        ([photo, str(tmp_path / "short.bin"), manifest], "embedding.bin has 8388606 bytes"),
-        ([photo, payload, str(tmp_path / "v2.json")], "is not a version 1 sam2enc bundle"),
+        ([photo, str(tmp_path / "short.bin"), manifest], "embedding.bin has 8,388,606 bytes"),
+        ([photo, payload, str(tmp_path / "v2.json")], "undle version 2 is not supported"),
         ([payload, manifest], "missing the photo"),
     ]
     browser.open(url(app))
@@ -557,8 +557,9 @@ def pick(browser, files) -> dict:
 
 
 def test_a_bad_pick_keeps_the_photo_bundle_and_prompts(browser, app, on_disk, decoder, tmp_path):
-    """Defects 1 and 6: another photo with the same bundle, two photos at once, a corrupted bundle —
-    each refused in one sentence while the working photo, its bundle and its prompts stay live."""
+    """Defects 1 and 6: another photo with the same bundle, a bundle from another model (the sentence
+    names it), two photos at once, a corrupted bundle — each refused in one sentence while the working
+    photo, its bundle and its prompts stay live."""
     coffee, files = on_disk["coffee"]
     cat_files = on_disk["chelsea_exif6"][1]
     open_disk(browser, app, files)
@@ -566,8 +567,12 @@ def test_a_bad_pick_keeps_the_photo_bundle_and_prompts(browser, app, on_disk, de
     flipped = bytearray(Path(files[1]).read_bytes())
     flipped[99] ^= 0xFF
     (tmp_path / "embedding.bin").write_bytes(bytes(flipped))
+    other = json.loads(Path(files[2]).read_text())
+    other["model"] = {"name": "sam2.1_hiera_large", "checkpointSha256": "26" * 32}
+    (tmp_path / "manifest.json").write_text(json.dumps(other))
     bad_picks = [
         ([cat_files[0], *files[1:]], "This photo is"),
+        ([files[0], files[1], str(tmp_path / "manifest.json")], "encoded by sam2.1_hiera_large"),
         ([files[0], cat_files[0], *files[1:]], "one photo at a time"),
         ([files[0], str(tmp_path / "embedding.bin"), files[2]], "sha256"),
     ]
