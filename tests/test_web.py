@@ -598,6 +598,7 @@ def test_nothing_reaches_replicate_before_encode(browser, app, standin, photos):
     and the photo already open stays live (with its prompts) until then."""
     standin.reset()
     standin.requests.clear()
+    standin.delay = 30  # a prediction stays queued: canceled below, never encoding while the test ends
     browser.open(url(app, poll=100))
     browser.call("await ctx.page.click('#demo')")
     browser.ready()
@@ -624,6 +625,7 @@ def test_nothing_reaches_replicate_before_encode(browser, app, standin, photos):
     )
     browser.call("await ctx.page.click('#cancel')")
     assert any(p.endswith("/models/me/sam2enc") for _, p in standin.requests), standin.requests
+    standin.reset()
 
 
 def test_no_wait_for_ready_when_ready_cannot_come(browser, app, standin, photos):
