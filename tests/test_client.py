@@ -246,7 +246,8 @@ def test_a_5xx_is_one_sentence_at_once(replicate_api, photos, path):
     replicate_api.unavailable = path
     started = time.monotonic()
     with pytest.raises(RemoteError, match=r"\(503: upstream connect error\)"):
-        run(replicate_api, photos["rocket"], timeout=30)
+        # wait=0: no sync window, so the client polls and meets the 503 on the poll path too
+        run(replicate_api, photos["rocket"], timeout=30, wait=0)
     assert time.monotonic() - started < 10
 
 

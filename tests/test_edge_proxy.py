@@ -118,7 +118,7 @@ def test_a_photo_goes_through_the_hosted_proxy_as_the_page_sends_it(edge, api, p
     status, _, payload, _ = call(
         f"{url}/api/predictions", "POST", create, Content_Type="application/json", Prefer="wait=5", Origin=APP
     )
-    assert status == 201
+    assert status in (201, 202)  # 202: still running when the sync window closed (a loaded machine)
     sent = api.headers[("POST", "/v1/predictions")]
     assert (sent["Cancel-After"], sent["Prefer"], sent["Authorization"]) == (
         "30s",
