@@ -167,3 +167,10 @@ def test_an_ort_build_over_25_mib_is_left_out(models_dir, tmp_path):
     with pytest.raises(site.SiteError, match=r"needs ort-wasm-simd-threaded\.wasm"):
         site.build(tmp_path / "out", models_dir, [], None, static=static, ort_dist=dist)
     assert (tmp_path / "out" / "config.json").is_file(), "the earlier build is left as it was"
+
+
+def test_same_origin_proxy_is_kept_for_the_page_to_probe(models_dir, tmp_path):
+    """`--proxy same-origin`: the host serves the proxy's api/ beside the page (no demos: no encoding)."""
+    built = site.build(tmp_path / "out", models_dir, [], "same-origin")
+    assert json.loads((built.out / "config.json").read_text())["proxy"] == "same-origin"
+    assert json.loads((built.out / "demos" / "index.json").read_text()) == {"demos": []}

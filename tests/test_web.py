@@ -428,9 +428,9 @@ def test_demo_keyboard_hover_and_a_cached_second_visit(browser, app, tmp_path):
         """await ctx.page.evaluate(async () => {
           const get = async (u) => new Uint8Array(await (await fetch(u)).arrayBuffer());
           const transfer = new DataTransfer();
-          transfer.items.add(new File([await get('/demo/photo')], 'photo (2).jpg'));
-          transfer.items.add(new File([await get('/demo/embedding.bin')], 'embedding (1).bin'));
-          transfer.items.add(new File([await get('/demo/manifest.json')], 'manifest (1).json'));
+          transfer.items.add(new File([await get('demos/astronaut/photo.jpg')], 'photo (2).jpg'));
+          transfer.items.add(new File([await get('demos/astronaut/embedding.bin')], 'embedding (1).bin'));
+          transfer.items.add(new File([await get('demos/astronaut/manifest.json')], 'manifest (1).json'));
           document.querySelector('#status').dataset.state = 'picking';
           document.body.dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true }));
         })"""

@@ -4,6 +4,10 @@ Every file is served with a strong ``ETag`` (its sha256) and ``Cache-Control: no
 keeps its copy and revalidates it, so a second visit costs a few 304s instead of ~30 MB. The demo photo
 is encoded at startup with the very models this server serves (``demo_bundle``), so "Try the demo
 photo" needs no token and no network; ``model.json`` tells the page when those models are random.
+
+The page reads the same ``config.json`` and ``demos/index.json`` here as on a static site built by
+``python -m sam2enc.web build`` (``site_config``, ``Demo.entry``: one shape, one code path in the
+page); ``config.json`` says ``"proxy": "same-origin"``: this server answers the page's ``api/`` calls.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import hashlib
 import json
 import logging
 import mimetypes
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +32,9 @@ DEMO_PHOTO = ROOT / "assets" / "astronaut.jpg"
 RANDOM_MODELS = ROOT / ".cache" / "random-models"  # shared with `make demo`
 MODEL_FILES = (DECODER_FILE, DECODER_HIRES_FILE, MODEL_INFO_FILE)
 TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm"}
+DEMOS_INDEX = "demos/index.json"
+ORT_ENTRIES = ("ort.all.min.mjs", "ort.wasm.min.mjs")  # WebGPU + WASM, WASM only (what worker.js imports)
+SAME_ORIGIN = "same-origin"  # config.json's proxy: the site's own api/ (this server's)
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,48 @@ class Demo:
     manifest: bytes
     random_weights: bool
     model: str
+    title: str = "demo"  # the photo's file name without its extension
+    suffix: str = ".jpg"
+
+    def files(self, slug: str) -> dict[str, tuple[bytes, str]]:
+        """The demo's files by path relative to the site's root, with their content types."""
+        return {
+            f"demos/{slug}/photo{self.suffix}": (self.photo, self.photo_type),
+            f"demos/{slug}/embedding.bin": (self.embedding, "application/octet-stream"),
+            f"demos/{slug}/manifest.json": (self.manifest, "application/json"),
+        }
+
+    def entry(self, slug: str) -> dict:
+        """The demo in ``demos/index.json``: paths relative to the site's root, never "/…" (the site
+        may live under a sub-path)."""
+        photo, embedding, manifest = self.files(slug)
+        return {
+            "slug": slug,
+            "title": self.title,
+            "photo": photo,
+            "embedding": embedding,
+            "manifest": manifest,
+            "model": self.model,
+            "randomWeights": self.random_weights,
+        }
+
+
+def slug(name: str) -> str:
+    """A demo's folder name: lower case letters, digits and dashes."""
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-") or "photo"
+
+
+def site_config(generator: str, proxy: str | None, ort: list[str]) -> dict:
+    """config.json: where the demos and models are, the onnxruntime-web entries shipped, the proxy
+    (None: none, so the page sends no API call; a URL; or SAME_ORIGIN)."""
+    webgpu = "ort.all.min.mjs" in ort
+    return {
+        "generator": generator,
+        "proxy": proxy,
+        "demos": DEMOS_INDEX,
+        "models": "models/",
+        "ort": {"entries": list(ort), "webgpu": webgpu},
+    }
 
 
 def demo_bundle(models_dir: Path, photo: Path = DEMO_PHOTO) -> Demo:
@@ -49,7 +99,10 @@ def demo_bundle(models_dir: Path, photo: Path = DEMO_PHOTO) -> Demo:
     payload = bundle.to_bytes()
     manifest = json.dumps(bundle.manifest(payload), indent=2).encode()
     kind = mimetypes.guess_type(photo.name)[0] or "application/octet-stream"
-    return Demo(photo.read_bytes(), kind, payload, manifest, info.random_weights, info.model)
+    suffix = photo.suffix.lower() or ".jpg"
+    return Demo(
+        photo.read_bytes(), kind, payload, manifest, info.random_weights, info.model, photo.stem, suffix
+    )
 
 
 def models_ready(models_dir: Path) -> str | None:
@@ -97,28 +150,19 @@ class Assets:
                 return self._file(root, path[len(prefix) :])
         if path.startswith("/models/") and path[len("/models/") :] in MODEL_FILES:
             return self._file(self.models_dir, path[len("/models/") :])
-        if path == "/demo/info.json":
-            return json.dumps(self._demo_info()).encode(), "application/json"
-        if self.demo and path.startswith("/demo/"):
-            files = {
-                "/demo/photo": (self.demo.photo, self.demo.photo_type),
-                "/demo/embedding.bin": (self.demo.embedding, "application/octet-stream"),
-                "/demo/manifest.json": (self.demo.manifest, "application/json"),
-            }
-            return files.get(path)
+        if path == "/config.json":
+            entries = [name for name in ORT_ENTRIES if (ORT_DIST / name).is_file()]
+            return _json(site_config("sam2enc web serve", SAME_ORIGIN, entries))
+        if path == f"/{DEMOS_INDEX}":
+            return _json(self._demos())
+        if self.demo and path.startswith("/demos/"):
+            return self.demo.files(slug(self.demo.title)).get(path[1:])
         return None
 
-    def _demo_info(self) -> dict:
+    def _demos(self) -> dict:
         if not self.demo:
-            return {"available": False, "reason": f"No demo photo: {self.demo_reason}."}
-        return {
-            "available": True,
-            "photo": "/demo/photo",
-            "embedding": "/demo/embedding.bin",
-            "manifest": "/demo/manifest.json",
-            "model": self.demo.model,
-            "randomWeights": self.demo.random_weights,
-        }
+            return {"demos": [], "reason": f"No demo photo: {self.demo_reason}."}
+        return {"demos": [self.demo.entry(slug(self.demo.title))]}
 
     @staticmethod
     def _file(root: Path, relative: str) -> tuple[Path, str] | None:
@@ -146,7 +190,7 @@ class Assets:
         """Answer a GET for ``path`` on ``handler`` (a BaseHTTPRequestHandler); False if not ours."""
         found = self.routes(path)
         if found is None:
-            if path.startswith(("/static/", "/vendor/", "/models/", "/demo/")):
+            if path.startswith(("/static/", "/vendor/", "/models/", "/demos/")):
                 handler._error(404, "not found")
                 return True
             return False
@@ -170,6 +214,10 @@ class Assets:
         return True
 
 
+def _json(data: dict) -> tuple[bytes, str]:
+    return json.dumps(data, indent=2).encode(), "application/json"
+
+
 def for_server(server) -> Assets:
     """The server's Assets, created on first use (no demo) when ``install`` was not called."""
     assets = getattr(server, "assets", None)
@@ -183,4 +231,4 @@ def install(server, demo: Demo | None = None, demo_reason: str = "") -> Assets:
     return server.assets
 
 
-__all__ = ["Assets", "Demo", "demo_bundle", "for_server", "install", "models_ready"]
+__all__ = ["Assets", "Demo", "demo_bundle", "for_server", "install", "models_ready", "site_config", "slug"]

@@ -83,9 +83,7 @@ def build(
         ort = _copy_ort(static, ort_dist, work / "vendor" / "ort")
         _copy_models(Path(models_dir), work / "models")
         slugs = _write_demos(Path(models_dir), photos, work / "demos")
-        config = {"generator": GENERATOR, "proxy": proxy, "demos": "demos/index.json", "models": "models/"}
-        config["ort"] = {"entries": ort, "webgpu": any("all" in name for name in ort)}
-        _write_json(work / "config.json", config)
+        _write_json(work / "config.json", assets.site_config(GENERATOR, proxy, ort))
         (work / "_headers").write_text(_netlify_headers())
         _write_json(work / "vercel.json", _vercel_json())
         (work / ".nojekyll").write_text("")  # GitHub Pages: serve the files as they are
@@ -103,13 +101,16 @@ def build(
 
 
 def _proxy(proxy: str | None) -> str | None:
-    """The proxy's base URL (its routes are ``<base>/api/...``), without a trailing slash."""
-    if proxy is None:
-        return None
+    """The proxy's base URL (its routes are ``<base>/api/...``), without a trailing slash; or
+    ``same-origin``: the host serves the proxy's routes at ``api/`` beside the page (a Vercel project
+    with the route file), which the page uses once a probe that reaches no upstream says it is there."""
+    if proxy is None or proxy == assets.SAME_ORIGIN:
+        return proxy
     parts = urlsplit(proxy)
     if parts.scheme not in ("https", "http") or not parts.hostname or parts.query or parts.fragment:
         raise SiteError(
-            f"--proxy must be the proxy's http(s) base URL, such as https://proxy.example; got {proxy!r}"
+            "--proxy must be the proxy's http(s) base URL, such as https://proxy.example, "
+            f"or same-origin; got {proxy!r}"
         )
     return proxy.rstrip("/")
 
@@ -174,7 +175,7 @@ def _copy_models(models_dir: Path, target: Path) -> None:
 
 
 def _slug(photo: Path, taken: set[str]) -> str:
-    base = re.sub(r"[^a-z0-9]+", "-", photo.stem.lower()).strip("-") or "photo"
+    base = assets.slug(photo.stem)
     slug, n = base, 2
     while slug in taken:
         slug, n = f"{base}-{n}", n + 1
@@ -184,32 +185,19 @@ def _slug(photo: Path, taken: set[str]) -> str:
 
 def _write_demos(models_dir: Path, photos: list[Path], target: Path) -> list[str]:
     """demos/<slug>/{photo.<ext>, embedding.bin, manifest.json} per photo, and demos/index.json that
-    lists them with paths relative to the site's root (the page may live under a sub-path)."""
+    lists them with paths relative to the site's root (the page may live under a sub-path): the shape
+    `serve` answers too (assets.Demo)."""
     target.mkdir(parents=True)
     taken: set[str] = set()
     index = []
     for photo in photos:
-        photo = Path(photo)
-        slug = _slug(photo, taken)
-        demo = assets.demo_bundle(models_dir, photo)
-        folder = target / slug
-        folder.mkdir()
-        photo_name = f"photo{photo.suffix.lower() or '.jpg'}"
-        (folder / photo_name).write_bytes(demo.photo)
-        (folder / "embedding.bin").write_bytes(demo.embedding)
-        (folder / "manifest.json").write_bytes(demo.manifest)
-        index.append(
-            {
-                "slug": slug,
-                "title": photo.stem,
-                "photo": f"demos/{slug}/{photo_name}",
-                "embedding": f"demos/{slug}/embedding.bin",
-                "manifest": f"demos/{slug}/manifest.json",
-                "model": demo.model,
-                "randomWeights": demo.random_weights,
-            }
-        )
-    _write_json(target / "index.json", {"demos": index})
+        slug = _slug(Path(photo), taken)
+        demo = assets.demo_bundle(models_dir, Path(photo))
+        for name, (data, _) in demo.files(slug).items():
+            (target.parent / name).parent.mkdir(exist_ok=True)
+            (target.parent / name).write_bytes(data)
+        index.append(demo.entry(slug))
+    _write_json(target.parent / assets.DEMOS_INDEX, {"demos": index})
     return [d["slug"] for d in index]
 
 

@@ -5,6 +5,7 @@
 // Every message that concerns a bundle carries its generation (`gen`): a decode for a bundle that is no
 // longer current is answered "stale" and never run on the wrong features. Messages run one at a time.
 import { loadDecoder, maskToPng, segment } from "./lib/index.js";
+import { loadConfig, modelUrl, ortEntry, webgpuShipped } from "./app/site.js";
 
 const query = new URL(self.location.href).searchParams;
 const preference = query.get("backend") || "auto";
@@ -13,18 +14,23 @@ const DELAY_MS = Number(query.get("delay") || 0); // tests only: hold each decod
 // The backend is chosen before onnxruntime-web loads: the WASM-only build (14 MB of wasm) unless WebGPU
 // will be used, which needs the full build (28 MB). "auto" takes WebGPU only on a hardware adapter: on a
 // software one (SwiftShader) a click took 29–53 s and the mask drifted to IoU 0.995 from Python's.
+// Every file comes from the site's own folder (app/site.js), and only a build config.json says shipped.
 let ort = null, gpu = null, decoder = null;
 const boot = (async () => {
-  gpu = preference === "wasm" ? { use: false, why: "WASM was asked for" } : await probeGpu();
-  const order = preference === "webgpu" ? ["webgpu"] : preference === "auto" && gpu.use ? ["webgpu", "wasm"] : ["wasm"];
-  ort = await import(order.includes("webgpu") ? "/vendor/ort/ort.all.min.mjs" : "/vendor/ort/ort.wasm.min.mjs");
-  ort.env.wasm.wasmPaths = "/vendor/ort/";
-  // WASM threads need cross-origin isolation, which the proxy's COOP/COEP headers give the page.
+  const config = await loadConfig();
+  const unshipped = webgpuShipped(config);
+  gpu = preference === "wasm" ? { use: false, why: "WASM was asked for" }
+    : unshipped ? { use: false, why: unshipped } : await probeGpu();
+  const order = preference === "webgpu" && !unshipped ? ["webgpu"] : preference === "auto" && gpu.use ? ["webgpu", "wasm"] : ["wasm"];
+  const entry = ortEntry(config, order);
+  ort = await import(entry.module);
+  ort.env.wasm.wasmPaths = entry.wasmPaths;
+  // WASM threads need cross-origin isolation (COOP/COEP headers: the proxy's, or a host's _headers).
   ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
   let failure = null;
   for (const ep of order) {
     try {
-      decoder = await loadDecoder("/models/decoder.onnx", { ort, executionProviders: [ep] });
+      decoder = await loadDecoder(modelUrl(config, "decoder.onnx"), { ort, executionProviders: [ep] });
       return;
     } catch (err) {
       failure = err;
@@ -91,7 +97,7 @@ async function handle(data) {
       const start = performance.now(); // warm-up: the first run of a session is several times slower
       await decode({ points: [[data.bundle.width / 2, data.bundle.height / 2, 1]], box: null });
       if (current.gen !== data.gen) return;
-      self.postMessage({ type: "ready", ...tag, backend, why: gpu.why, threads: ort.env.wasm.numThreads, warmupMs: performance.now() - start });
+      self.postMessage({ type: "ready", ...tag, backend, why: gpu.why, threads: ort.env.wasm.numThreads, isolated: self.crossOriginIsolated, warmupMs: performance.now() - start });
     } else if (data.gen !== current.gen || !current.bundle) {
       self.postMessage({ type: "stale", ...tag });
     } else if (data.type === "decode") {

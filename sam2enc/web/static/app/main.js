@@ -5,14 +5,15 @@ import { cutout } from "../lib/index.js";
 import { drawPrompts, fit, maskImage, paintPhoto, renderMask } from "./draw.js";
 import { checkedBundle, classify, decodePhoto } from "./files.js";
 import * as prompts from "./prompts.js";
-import { cancelPrediction, encodeOnReplicate } from "./replicate.js";
+import { cancelPrediction, encodeOnReplicate, useProxy } from "./replicate.js";
+import { loadConfig, loadDemos, modelUrl, proxyApi, threadsNote } from "./site.js";
 import { becameReady, createState, isCurrent, loading, newPick, notReadyReason, promptsChanged, retire } from "./state.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
 const POLL_MS = Number(params.get("poll") || 1000);
 const BACKEND = params.get("backend") || "auto";
-const workerUrl = `/static/worker.js?backend=${BACKEND}${params.get("delay") ? `&delay=${params.get("delay")}` : ""}`;
+const workerUrl = new URL(`../worker.js?backend=${BACKEND}${params.get("delay") ? `&delay=${params.get("delay")}` : ""}`, import.meta.url);
 const worker = new Worker(workerUrl, { type: "module" });
 const S = createState();
 const ui = $("mask-canvas");
@@ -53,7 +54,8 @@ const fail = (err) => setStatus(String(err.message || err), "error");
 
 // --- the models this server decodes with ------------------------------------------------------------
 const RANDOM_NOTE = "The models served here have RANDOM WEIGHTS (no exported model in weights/): masks are meaningless. Run `make weights` for real ones.";
-const modelInfo = fetch("/models/model.json").then((r) => (r.ok ? r.json() : null)).catch(() => null).then((info) => {
+const config = loadConfig();
+const modelInfo = config.then((c) => fetch(modelUrl(c, "model.json"))).then((r) => (r.ok ? r.json() : null)).catch(() => null).then((info) => {
   S.modelInfo = info;
   S.randomModels = Boolean(info?.randomWeights);
   if (S.randomModels) $("notice").textContent = RANDOM_NOTE;
@@ -122,13 +124,25 @@ document.addEventListener("drop", (e) => {
   if (e.dataTransfer?.files.length) openFiles([...e.dataTransfer.files]);
 });
 
-// The demo photo: encoded by the server at startup, no token, no network.
+// The demos (demos/index.json): encoded at build time (or by `serve` at startup), no token, no network.
+// The first is the "Try the demo photo" button, each further one gets a button of its own.
+const demos = config.then(loadDemos);
+demos.then(({ demos: list }) => {
+  for (const demo of list.slice(1).reverse()) {
+    const button = Object.assign(document.createElement("button"), { type: "button", textContent: `Try ${demo.title}` });
+    button.addEventListener("click", () => openDemo(demo));
+    $("demo").after(button);
+  }
+});
 $("demo").addEventListener("click", async () => {
+  const { demos: [first], reason } = await demos;
+  if (first) openDemo(first);
+  else fail(reason);
+});
+async function openDemo(info) {
   const pick = newPick(S);
   try {
     setStatus("Loading the demo photo…", "loading");
-    const info = await (await fetch("/demo/info.json")).json();
-    if (!info.available) throw new Error(info.reason || "This server has no demo photo.");
     const [photoBlob, payload, manifest] = await Promise.all([
       fetch(info.photo).then((r) => r.blob()), fetch(info.embedding).then((r) => r.arrayBuffer()), fetch(info.manifest).then((r) => r.json())]);
     const photo = await decodePhoto(photoBlob);
@@ -137,9 +151,13 @@ $("demo").addEventListener("click", async () => {
   } catch (err) {
     if (pick === S.picks) fail(err);
   }
-});
+}
 
-// --- Replicate, through the local proxy ----------------------------------------------------------------
+// --- Replicate, through the token proxy: offered only when the site has one (app/site.js) --------------
+config.then(proxyApi).then((api) => {
+  useProxy(api);
+  $("remote-box").hidden = !api;
+});
 const token = () => $("token").value.trim();
 const saved = localStorage.getItem("sam2enc.token");
 if (saved) { $("token").value = saved; $("remember").checked = true; }
@@ -491,6 +509,7 @@ function notices(ready) {
   $("backend-note").textContent = ready.backend === "wasm"
     ? `WebGPU recommended: ${ready.why}, so the decoder runs on the CPU (WASM, ${ready.threads} thread${ready.threads > 1 ? "s" : ""}); a hardware WebGPU adapter answers clicks several times faster.`
     : "";
+  $("threads-note").textContent = threadsNote(ready);
 }
 
 // --- export: full resolution, computed on demand for the current prompts -----------------------------

@@ -1,7 +1,17 @@
-// Replicate through the local proxy (/api/…): the model lookup, the upload, the prediction and its
-// outputs. No DOM: the page passes the token, an AbortSignal and callbacks for what it shows.
+// Replicate through the token proxy (<proxy>/api/…): the model lookup, the upload, the prediction and
+// its outputs. No DOM: the page passes the token, an AbortSignal and callbacks for what it shows.
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const TERMINAL = ["succeeded", "failed", "canceled", "aborted"];
+
+let base = null; // the proxy's API ("…/api/"), from app/site.js's proxyApi; null: no proxy, no call
+/** Where the calls go: the base URL of the proxy's API, or null when the site has none. */
+export function useProxy(apiBase) {
+  base = apiBase;
+}
+function endpoint(path) {
+  if (!base) throw new Error("This site has no token proxy, so it cannot encode on Replicate: open a photo with its bundle instead.");
+  return new URL(path, base).href;
+}
 
 /** Replicate model field: owner/name, owner/name:version, a version id, or a replicate.com URL. */
 export function parseModel(text) {
@@ -28,15 +38,18 @@ export function refusal(status, body, what) {
 
 /** A call through the proxy; 429s are waited out as long as Replicate asks. */
 export async function api(path, { token, signal, onNote = () => {}, what = "Replicate", ...init } = {}) {
+  const url = endpoint(path);
   for (let attempt = 0; ; attempt++) {
     const headers = { Authorization: `Bearer ${token}`, ...(init.headers || {}) };
     if (typeof init.body === "string") headers["Content-Type"] = "application/json";
     let response;
     try {
-      response = await fetch(path, { ...init, headers, signal });
+      response = await fetch(url, { ...init, headers, signal });
     } catch (err) {
       if (err.name === "AbortError") throw err;
-      throw new Error("The local proxy could not be reached: is `python -m sam2enc.web serve` still running?");
+      const where = new URL(base).origin;
+      throw new Error(where === globalThis.location?.origin ? "The local proxy could not be reached: is `python -m sam2enc.web serve` still running?"
+        : `The token proxy at ${where} could not be reached: check the network, or the site's --proxy.`);
     }
     const body = await response.json().catch(() => ({}));
     if (response.status === 429 && attempt < 6) {
@@ -52,7 +65,7 @@ export async function api(path, { token, signal, onNote = () => {}, what = "Repl
 
 /** Ask Replicate to stop a prediction; nobody waits for the answer. */
 export function cancelPrediction(id, token) {
-  fetch(`/api/predictions/${id}/cancel`, { method: "POST", headers: { Authorization: `Bearer ${token}` } }).catch(() => {});
+  if (base) fetch(endpoint(`predictions/${id}/cancel`), { method: "POST", headers: { Authorization: `Bearer ${token}` } }).catch(() => {});
 }
 
 /**
@@ -66,7 +79,7 @@ export async function encodeOnReplicate(file, model, job) {
   let version = parsed.version;
   if (!version) {
     job.status("looking up the model");
-    const info = await call(`/api/models/${parsed.owner}/${parsed.name}`, `the model ${parsed.owner}/${parsed.name}`);
+    const info = await call(`models/${parsed.owner}/${parsed.name}`, `the model ${parsed.owner}/${parsed.name}`);
     version = info.latest_version?.id;
     if (!version) throw new Error(`${parsed.owner}/${parsed.name} has no version yet: push one, or give owner/name:version.`);
   }
@@ -74,15 +87,15 @@ export async function encodeOnReplicate(file, model, job) {
   job.status("uploading the photo");
   const form = new FormData();
   form.append("content", file, file.name || "photo");
-  const upload = await call("/api/files", "the photo upload", { method: "POST", body: form });
+  const upload = await call("files", "the photo upload", { method: "POST", body: form });
   if (!job.live()) return null;
-  let prediction = await call("/api/predictions", "the prediction", { method: "POST", body: JSON.stringify({ version, input: { image: upload.urls.get } }) });
+  let prediction = await call("predictions", "the prediction", { method: "POST", body: JSON.stringify({ version, input: { image: upload.urls.get } }) });
   job.prediction(prediction.id);
   while (job.live() && !TERMINAL.includes(prediction.status)) {
     job.status(prediction.status);
     await sleep(job.pollMs);
     if (!job.live()) return null;
-    prediction = await call(`/api/predictions/${prediction.id}`, "the status request");
+    prediction = await call(`predictions/${prediction.id}`, "the status request");
   }
   if (!job.live()) return null;
   if (prediction.status !== "succeeded") {
@@ -93,7 +106,7 @@ export async function encodeOnReplicate(file, model, job) {
   const urls = Array.isArray(prediction.output) ? prediction.output : Object.values(prediction.output || {});
   const files = {}; // by file name: Cog lists outputs in upload-completion order
   for (const url of urls) {
-    const response = await fetch(`/api/files?url=${encodeURIComponent(url)}`, { headers: { Authorization: `Bearer ${job.token}` }, signal: job.signal });
+    const response = await fetch(endpoint(`files?url=${encodeURIComponent(url)}`), { headers: { Authorization: `Bearer ${job.token}` }, signal: job.signal });
     if (!response.ok) throw new Error(`Could not download ${url} (${response.status}).`);
     files[new URL(url).pathname.split("/").pop()] = await response.arrayBuffer();
   }
