@@ -288,6 +288,8 @@ def run(out: Path | None, repeat: int = 1, modes: list[str] | None = None) -> li
                         row[key] = (
                             statistics.median(values) if isinstance(values[0], int | float) else values[0]
                         )
+                    row["total"] = round(sum(row[p] for p in PHASES), 1)  # the median parts add up
+                    row["runs"] = runs
                     rows.append(row)
                     print(f"{photo_name} {mode}: total {row['total']:.0f} ms", file=sys.stderr)
     finally:
