@@ -43,7 +43,7 @@ def test_bytes_through_the_relay_take_as_long_as_the_link_says():
                 time.sleep(0.01)
         took = received[-1][0] - start
         assert sum(n for _, n in received) == 250_000
-        assert 0.12 - 0.005 <= took < 0.12 * 3, took  # 100 ms on the wire + 20 ms one way; never sooner
+        assert 0.12 - 0.005 <= took < 1.0, took  # 100 ms on the wire + 20 ms one way; never sooner
         up = [c for c in relay.log if c.direction == "up"]
         assert sum(c.nbytes for c in up) == 250_000 and up[0].request == "POST /api/files"
     finally:

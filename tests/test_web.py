@@ -446,15 +446,16 @@ def test_sync_mode_costs_no_poll_and_polls_fast_when_unfinished(browser, app, st
 
     # the window (60 s, scaled to 1.2 s) closes first: 202, then GETs of urls.get 250 ms apart
     standin.reset()
-    standin.wait_scale, standin.duration = 0.02, 3.2
+    standin.wait_scale, standin.duration = 0.02, 4.0
     browser.open(url(app))
     browser.call(STATUS_GETS)
     encode_coffee(browser, photos)
     assert "Encoded in" in browser.ready()["remote"]
     times = browser.call("return ctx.gets")
     gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert len(times) >= 4 and all(150 <= g <= 650 for g in gaps), (times, gaps)
-    assert sum(g < 400 for g in gaps) >= 2, gaps  # 250 ms at first, not a fixed 500 ms either
+    # 250 ms, then 500 ms, plus each GET's own time (a loaded CI machine: up to a few hundred ms)
+    assert len(times) >= 4 and all(200 <= g <= 900 for g in gaps), (times, gaps)
+    assert sum(g < 450 for g in gaps) >= 2, gaps  # 250 ms at first, not a fixed 500 ms or 1 s
 
     # Cancel while Replicate holds the answer (no id yet): the prediction is canceled once it is named
     standin.reset()
