@@ -77,9 +77,10 @@ serve: venv  ## Cog's own HTTP server on 127.0.0.1:5000 over weights/ (PORT=... 
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" SAM2ENC_MODELS_DIR=$(MODELS_DIR) COG_PREDICT_TYPE_STUB=predict.py:Predictor \
 		PORT=$${PORT:-5000} $(PY) -m cog.server.http --host 127.0.0.1
 
-bench: install  ## every step side by side, then the browser latency table -> build/bench*.json
+bench: install  ## every step side by side, the browser latency table, then the encode round trip over a simulated link -> build/bench*.json
 	$(PY) -m tools.bench
 	$(PY) -m tools.bench_web --models-dir $(MODELS_DIR)
+	$(PY) -m tools.bench_roundtrip
 
 # On a machine with an NVIDIA GPU (driver >= 580 for CUDA 13): a venv with onnxruntime-gpu and the CUDA 13 +
 # cuDNN 9 libraries from pip (its [cuda,cudnn] extras), then the GPU table into docs/bench-gpu-<gpu>.json.

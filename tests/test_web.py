@@ -15,6 +15,7 @@ SAM2ENC_WEBGPU_CLICKS=1 adds forced-WebGPU clicks (about a minute more).
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import os
 import subprocess
@@ -326,7 +327,7 @@ def test_encode_on_replicate_cancel_retry_and_a_failed_second_encode(
     browser, app, standin, photos, encoder, decoder, tmp_path
 ):
     standin.reset()
-    browser.open(url(app, poll=100))
+    browser.open(url(app, poll=100, wait=1))  # sync answers held ≤ 1 s: Cancel below names its prediction
     parse = "return ctx.page.evaluate(async (t) => (await import('/static/app.js')).parseModel(t), args.t)"
     assert browser.call(parse, t="me/sam2enc") == {"owner": "me", "name": "sam2enc"}
     assert browser.call(parse, t="me/sam2enc:abc123") == {"version": "abc123"}
@@ -406,6 +407,82 @@ def test_encode_on_replicate_cancel_retry_and_a_failed_second_encode(
         browser.call("await ctx.page.click('#encode')")
         state = browser.call("return ctx.ready()")
         assert state["state"] == "error" and message in state["status"], state
+    standin.reset()
+
+
+STATUS_GETS = (
+    "ctx.gets = []; ctx.page.on('request', (r) => { if (r.method() === 'GET' &&"
+    " /^\\/api\\/predictions\\/\\w+$/.test(new URL(r.url()).pathname)) ctx.gets.push(Date.now()); })"
+)
+
+
+def encode_coffee(browser, photos) -> None:
+    browser.call("await ctx.page.click('summary')")
+    browser.call(FILL, t=TOKEN)
+    browser.call("await ctx.page.setInputFiles('#photo', args.p)", p=str(photos["coffee"]))
+    browser.call("await ctx.page.waitForFunction(() => !document.querySelector('#encode').disabled)")
+    browser.call("await ctx.page.click('#encode')")
+
+
+def test_sync_mode_costs_no_poll_and_polls_fast_when_unfinished(browser, app, standin, photos):
+    """Issue 18: the page creates with ``Prefer: wait=60``; a 1.5 s prediction is answered final by the
+    create itself (no status GET); an answer still unfinished when the window closes is polled every
+    250 ms, 500 ms after 1.5 s, backing off to 2 s; a Cancel while the answer is held cancels the
+    prediction as soon as its id is known."""
+    standin.reset()
+    standin.requests.clear()
+    standin.duration = 1.5
+    browser.open(url(app))  # the page as served: no poll= or wait= override
+    browser.call(STATUS_GETS)
+    encode_coffee(browser, photos)
+    assert "Encoded in" in browser.ready()["remote"]
+    creates = [p for m, p in standin.requests if m == "POST" and p == "/v1/predictions"]
+    gets = [p for m, p in standin.requests if m == "GET" and p.startswith("/v1/predictions/")]
+    assert len(creates) == 1 and gets == [] and browser.call("return ctx.gets") == [], standin.requests
+    assert standin.headers[("POST", "/v1/predictions")].get("Prefer") == "wait=60"
+
+    schedule = browser.call(
+        "return ctx.page.evaluate(async () => { const { pollDelay } ="
+        " await import('/static/app/replicate.js');"
+        " return [0, 1400, 2000, 3000, 6000, 9000, 60000].map(pollDelay); })"
+    )
+    assert schedule == [250, 250, 500, 500, 1000, 2000, 2000], schedule
+
+    # the window (60 s, scaled to 1.2 s) closes first: 202, then GETs of urls.get 250 ms apart
+    standin.reset()
+    standin.wait_scale, standin.duration = 0.02, 4.0
+    browser.open(url(app))
+    browser.call(STATUS_GETS)
+    encode_coffee(browser, photos)
+    assert "Encoded in" in browser.ready()["remote"]
+    times = browser.call("return ctx.gets")
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    # 250 ms, then 500 ms, plus each GET's own time (a loaded CI machine: up to a few hundred ms)
+    assert len(times) >= 4 and all(200 <= g <= 900 for g in gaps), (times, gaps)
+    assert sum(g < 450 for g in gaps) >= 2, gaps  # 250 ms at first, not a fixed 500 ms or 1 s
+
+    # Cancel while Replicate holds the answer (no id yet): the prediction is canceled once it is named
+    standin.reset()
+    standin.requests.clear()
+    earlier = set(standin.predictions)
+    standin.delay, standin.wait_scale = 30, 0.05  # queued; the answer held 3 s
+    browser.open(url(app))
+    encode_coffee(browser, photos)
+    browser.call(
+        "await ctx.page.waitForFunction(() => "
+        "/waiting for the prediction/.test(document.querySelector('#remote-status').textContent))"
+    )
+    browser.call("await ctx.page.click('#cancel')")
+    assert browser.state()["remote"] == "Canceled."
+    canceled = "document.querySelector('#remote-status').textContent === 'Canceled.'"
+    for _ in range(60):
+        if any(m == "POST" and p.endswith("/cancel") for m, p in standin.requests):
+            break
+        browser.call("await ctx.page.waitForTimeout(100)")
+    assert any(m == "POST" and p.endswith("/cancel") for m, p in standin.requests), standin.requests
+    assert browser.call(f"return ctx.page.evaluate(() => {canceled})")
+    (mine,) = (p for pid, p in standin.predictions.items() if pid not in earlier)
+    assert mine["status"] == "canceled", mine
     standin.reset()
 
 
@@ -617,7 +694,7 @@ def test_nothing_reaches_replicate_before_encode(browser, app, standin, photos):
     standin.reset()
     standin.requests.clear()
     standin.delay = 30  # a prediction stays queued: canceled below, never encoding while the test ends
-    browser.open(url(app, poll=100))
+    browser.open(url(app, poll=100, wait=1))
     browser.call("await ctx.page.click('#demo')")
     browser.ready()
     browser.click(200, 200)
@@ -650,7 +727,7 @@ def test_no_wait_for_ready_when_ready_cannot_come(browser, app, standin, photos)
     """Defect 3: a photo without a token, a failed and a canceled encode: clicks say what to do next,
     never "wait for Ready"; the status never says "Press Encode" while Encode is disabled."""
     standin.reset()
-    browser.open(url(app, poll=100))
+    browser.open(url(app, poll=100, wait=1))
     browser.call("await ctx.page.click('summary')")
     browser.call("await ctx.page.setInputFiles('#photo', args.p)", p=str(photos["coffee"]))
     browser.call("await ctx.page.waitForFunction(() => window.sam2enc.size[0] > 0)")

@@ -11,7 +11,8 @@ import { becameReady, createState, isCurrent, loading, newPick, notReadyReason, 
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
-const POLL_MS = Number(params.get("poll") || 1000);
+const POLL_MS = Number(params.get("poll")) || 0; // ms, fixed; default: replicate.js pollDelay
+const SYNC_WAIT = params.has("wait") ? Number(params.get("wait")) : undefined; // s; 0: no Prefer (bench)
 const BACKEND = params.get("backend") || "auto";
 const workerUrl = new URL(`../worker.js?backend=${BACKEND}${params.get("delay") ? `&delay=${params.get("delay")}` : ""}`, import.meta.url);
 const worker = new Worker(workerUrl, { type: "module" });
@@ -250,13 +251,14 @@ async function startEncode() {
   const live = () => S.encode === job && S.gen === gen;
   try {
     const files = await encodeOnReplicate(file, $("version").value, {
-      token: token(), signal: job.abort.signal, pollMs: POLL_MS, live,
+      token: token(), signal: job.abort.signal, pollMs: POLL_MS, wait: SYNC_WAIT, live,
       status: (text) => { job.status = text; }, note: (text) => { job.note = text; }, prediction: (id) => { job.id = id; },
     });
     if (!files || !live()) return;
     const saved = { manifest: files.manifest, payload: files.payload.slice(0) };
     const manifest = new TextDecoder().decode(files.manifest);
     const bundle = await checkedBundle(manifest, files.payload, photo, await decoderModel());
+    performance.mark("sam2enc:parsed");
     if (!live()) return;
     clearInterval(job.ticker);
     S.encode = null;
@@ -456,6 +458,7 @@ worker.onmessage = ({ data }) => {
     const how = matchMedia("(pointer: coarse)").matches ? "Tap the photo (Include/Exclude under it), drag for a box."
       : "Click the photo to include, right-click to exclude, drag for a box.";
     if (!becameReady(S, data.gen, `Ready (${data.backend}${threads}). ${how}`)) return;
+    performance.mark("sam2enc:ready");
     S.backend = data.backend;
     setStatus(S.readyText, "ready");
     $("timing").textContent = `decoder warm-up ${data.warmupMs.toFixed(0)} ms`;
@@ -496,6 +499,7 @@ function showMask(data, sent) {
   S.maskImage = maskImage(data.rgba, data.width, data.height, S.maskImage);
   S.shown = true;
   render();
+  performance.mark("sam2enc:mask");
   const onScreenMs = performance.now() - (sent ? sent.created : performance.now());
   S.seq += 1;
   S.last = { points: data.points, box: data.box, gen: data.gen, promptGen: data.promptGen, kind: data.kind,

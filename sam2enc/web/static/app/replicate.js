@@ -2,6 +2,22 @@
 // its outputs. No DOM: the page passes the token, an AbortSignal and callbacks for what it shows.
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const TERMINAL = ["succeeded", "failed", "canceled", "aborted"];
+/** Sync mode: the create asks Replicate to hold its answer up to this many seconds (1..60; the proxy
+ * drops anything else), as the official clients' run() does; an unfinished answer is then polled. */
+export const SYNC_WAIT = 60;
+const POLL_FIRST = 250; // ms between GETs once a sync answer came back unfinished (as sam2enc/client.py)...
+const POLL_BACKOFF_AFTER = 3000; // ...500 ms after half that, then doubling every 3 s...
+const POLL_MAX = 2000; // ...up to this: a cold boot on Replicate takes minutes
+/** Timing marks for the round-trip bench (tools/bench_roundtrip.py): `sam2enc:<name>` on the page's clock. */
+export const mark = (name) => performance.mark(`sam2enc:${name}`);
+
+/** Milliseconds before the next GET, `elapsed` ms after polling began: a prediction that outlived the sync
+ * window is usually about to end (250 ms, then 500 ms); one still queued after a few seconds may take
+ * minutes (doubling every 3 s up to 2 s). */
+export function pollDelay(elapsed) {
+  if (elapsed < POLL_BACKOFF_AFTER / 2) return POLL_FIRST;
+  return Math.min(POLL_MAX, 2 * POLL_FIRST * 2 ** (Math.max(0, elapsed - POLL_BACKOFF_AFTER) / 3000));
+}
 
 let base = null; // the proxy's API ("…/api/"), from app/site.js's proxyApi; null: no proxy, no call
 /** Where the calls go: the base URL of the proxy's API, or null when the site has none. */
@@ -68,13 +84,36 @@ export function cancelPrediction(id, token) {
   if (base) fetch(endpoint(`predictions/${id}/cancel`), { method: "POST", headers: { Authorization: `Bearer ${token}` } }).catch(() => {});
 }
 
+/** The prediction's id in its `urls.get` (what to poll), else its `id`. */
+const pollId = (prediction) => prediction.urls?.get?.match(/\/predictions\/([\w-]+)\/?$/)?.[1] || prediction.id;
+
+/**
+ * Create the prediction in sync mode (`Prefer: wait=N`; `wait` 0: none). The create is not tied to the
+ * job's AbortSignal: a Cancel pressed while Replicate holds the answer cannot name the prediction yet, so
+ * the answer is awaited in the background and that prediction canceled as soon as its id is known.
+ */
+async function create(body, job, wait) {
+  const headers = wait ? { Prefer: `wait=${wait}` } : {};
+  const answer = api("predictions", { token: job.token, onNote: job.note, what: "the prediction", method: "POST", body, headers });
+  const abandoned = new Promise((resolve) => {
+    if (job.signal?.aborted) resolve(null);
+    job.signal?.addEventListener("abort", () => resolve(null), { once: true });
+  });
+  const first = await Promise.race([answer, abandoned]);
+  if (first) return first;
+  answer.then((prediction) => { if (!TERMINAL.includes(prediction.status)) cancelPrediction(prediction.id, job.token); }).catch(() => {});
+  return null;
+}
+
 /**
  * Encode `file` with `model` (the text of the model field): returns the bundle's two files by name.
- * `job`: {token, signal, pollMs, live(): still wanted?, status(text), note(text), prediction(id)}.
- * Returns null when the job stopped being wanted on the way.
+ * `job`: {token, signal, live(): still wanted?, status(text), note(text), prediction(id)}, optional
+ * `wait` (sync-mode seconds, default SYNC_WAIT; 0: no Prefer) and `pollMs` (a fixed poll interval instead
+ * of pollDelay's schedule). Returns null when the job stopped being wanted on the way.
  */
 export async function encodeOnReplicate(file, model, job) {
   const call = (path, what, init = {}) => api(path, { token: job.token, signal: job.signal, onNote: job.note, what, ...init });
+  mark("encode");
   const parsed = parseModel(model);
   let version = parsed.version;
   if (!version) {
@@ -87,22 +126,32 @@ export async function encodeOnReplicate(file, model, job) {
   job.status("uploading the photo");
   const form = new FormData();
   form.append("content", file, file.name || "photo");
+  mark("upload-start");
   const upload = await call("files", "the photo upload", { method: "POST", body: form });
+  mark("upload-end");
   if (!job.live()) return null;
-  let prediction = await call("predictions", "the prediction", { method: "POST", body: JSON.stringify({ version, input: { image: upload.urls.get } }) });
+  const wait = Math.max(0, Math.min(SYNC_WAIT, Math.round(job.wait ?? SYNC_WAIT)));
+  job.status(wait ? "waiting for the prediction" : "starting");
+  mark("create-start");
+  let prediction = await create(JSON.stringify({ version, input: { image: upload.urls.get } }), job, wait);
+  mark("create-end");
+  if (!prediction || !job.live()) return null;
   job.prediction(prediction.id);
+  const polling = performance.now();
   while (job.live() && !TERMINAL.includes(prediction.status)) {
     job.status(prediction.status);
-    await sleep(job.pollMs);
+    await sleep(job.pollMs || pollDelay(performance.now() - polling));
     if (!job.live()) return null;
-    prediction = await call(`predictions/${prediction.id}`, "the status request");
+    prediction = await call(`predictions/${pollId(prediction)}`, "the status request");
   }
+  mark("final");
   if (!job.live()) return null;
   if (prediction.status !== "succeeded") {
     const why = prediction.status === "aborted" ? "its deadline passed before it started" : prediction.error || "no reason given";
     throw new Error(`The prediction ${prediction.status}: ${why}.`);
   }
   job.status("downloading the bundle");
+  mark("download-start");
   const urls = Array.isArray(prediction.output) ? prediction.output : Object.values(prediction.output || {});
   const files = {}; // by file name: Cog lists outputs in upload-completion order
   for (const url of urls) {
@@ -110,6 +159,7 @@ export async function encodeOnReplicate(file, model, job) {
     if (!response.ok) throw new Error(`Could not download ${url} (${response.status}).`);
     files[new URL(url).pathname.split("/").pop()] = await response.arrayBuffer();
   }
+  mark("download-end");
   for (const name of ["embedding.bin", "manifest.json"]) {
     if (!files[name]) throw new Error(`The prediction succeeded but returned no ${name}: the model's upload of that file failed. Retry.`);
   }
