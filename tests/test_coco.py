@@ -100,6 +100,14 @@ def test_counts_start_with_the_run_of_zeros_and_read_down_columns():
     assert coco.rle_counts(np.zeros((0, 4), bool)) == [0]
 
 
+def test_rle_encode_needs_no_pycocotools(monkeypatch):
+    mask = synthetic_masks()["333x517 blob"]
+    with_pycocotools = coco.rle_encode(mask)
+    monkeypatch.setitem(sys.modules, "pycocotools", None)  # import pycocotools now raises ImportError
+    monkeypatch.delitem(sys.modules, "pycocotools.mask", raising=False)
+    assert coco.rle_encode(mask) == with_pycocotools
+
+
 def test_rle_decode_refuses_counts_for_another_size():
     with pytest.raises(ValueError, match="not the 4×3 photo's 12 pixels"):
         coco.rle_decode({"size": [3, 4], "counts": [5, 6]})
