@@ -36,6 +36,7 @@ from tests.web.browser import Browser, in_ci, missing
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "build" / "test-reports"
 TOKEN = "r8_browser_test_token"
+FILL = "await ctx.page.fill('#token', args.t); await ctx.page.fill('#version', 'me/sam2enc')"
 WEBGPU_CLICKS = os.environ.get("SAM2ENC_WEBGPU_CLICKS") == "1"
 _results: dict[str, dict] = {}
 
@@ -229,11 +230,10 @@ def test_exif_rotated_photo_and_a_photo_of_another_size(browser, app, on_disk, d
     state = browser.call("await ctx.page.click('#clear'); return ctx.settled()")
     assert state["points"] == [] and not browser.canvas_mask().any()
 
-    # the coffee photo with the cat's bundle: refused, in one sentence that says why
+    # the coffee photo with the cat's bundle: refused, in one sentence that says why; the cat stays live
     coffee, chelsea = on_disk["coffee"][1], on_disk["chelsea_exif6"][1]
-    browser.call("await ctx.page.setInputFiles('#bundle', args.files)", files=[coffee[0], *chelsea[1:]])
-    state = browser.call("return ctx.ready()")
-    assert state["state"] == "error" and not state["ready"], state
+    state = pick(browser, [coffee[0], *chelsea[1:]])
+    assert state["state"] == "error" and state["size"] == [w, h], state
     assert "This photo is 600×400 upright, but the bundle was encoded from a" in state["status"], state
 
 
@@ -247,8 +247,8 @@ def test_the_page_refuses_bad_bundles(browser, app, on_disk, tmp_path):
     (tmp_path / "v2.json").write_text(json.dumps({**meta, "version": 2}))
     cases = [
         ([photo, str(tmp_path / "flipped.bin"), manifest], "does not match the manifest's sha256"),
-        ([photo, str(tmp_path / "short.bin"), manifest], "embedding.bin has 8388606 bytes"),
-        ([photo, payload, str(tmp_path / "v2.json")], "is not a version 1 sam2enc bundle"),
+        ([photo, str(tmp_path / "short.bin"), manifest], "embedding.bin has 8,388,606 bytes"),
+        ([photo, payload, str(tmp_path / "v2.json")], "undle version 2 is not supported"),
         ([payload, manifest], "missing the photo"),
     ]
     browser.open(url(app))
@@ -295,8 +295,7 @@ def test_races_never_show_a_stale_mask(browser, app, on_disk, decoder):
     # another bundle while a decode is in flight: the old result never lands on the new photo
     dropped = browser.state()["dropped"]
     browser.call("await ctx.click(500, 90)")
-    browser.call("await ctx.page.setInputFiles('#bundle', args.files)", files=cat_files)
-    state = browser.ready()
+    assert pick(browser, cat_files)["ready"]  # the old bundle stays live until the new one is checked
     browser.call("await ctx.page.waitForTimeout(700)")
     state = browser.state()
     assert state["points"] == [] and state["dropped"] > dropped and not browser.canvas_mask().any(), state
@@ -340,12 +339,11 @@ def test_encode_on_replicate_cancel_retry_and_a_failed_second_encode(
 
     # owner/name of a user's own model: resolved to its latest version; 429 on the way retried
     browser.call("await ctx.page.click('summary')")
-    browser.call(
-        "await ctx.page.fill('#token', args.t); await ctx.page.fill('#version', 'me/sam2enc')", t=TOKEN
-    )
+    browser.call(FILL, t=TOKEN)
     standin.throttle, standin.retry_after = 1, "1"
     standin.outputs_need_token = True  # the page's download passes the token to the proxy, which retries
     browser.call("await ctx.page.setInputFiles('#photo', args.p)", p=str(photos["rocket"]))
+    browser.call("await ctx.page.click('#encode')")
     state = browser.ready()
     assert "Encoded in" in state["remote"], state
     rocket = encode(photos["rocket"], encoder)
@@ -360,6 +358,7 @@ def test_encode_on_replicate_cancel_retry_and_a_failed_second_encode(
     # a second encode with a wrong token fails: the first photo's embedding is gone, clicks refused
     browser.call("await ctx.page.fill('#token', 'r8_wrong')")
     browser.call("await ctx.page.setInputFiles('#photo', args.p)", p=str(photos["coffee"]))
+    browser.call("await ctx.page.click('#encode')")
     state = browser.call("return ctx.ready()")
     assert state["state"] == "error" and "Replicate refused" in state["status"], state
     browser.call("await ctx.click(100, 100)")
@@ -386,7 +385,10 @@ def test_encode_on_replicate_cancel_retry_and_a_failed_second_encode(
     # a second photo while the first is still encoding: the first prediction's result is ignored
     standin.delay = 1
     browser.call("await ctx.page.setInputFiles('#photo', args.p)", p=str(photos["rocket"]))
+    browser.call("await ctx.page.click('#encode')")
     browser.call("await ctx.page.setInputFiles('#photo', args.p)", p=str(photos["coffee"]))
+    browser.call("await ctx.page.waitForFunction(() => !document.querySelector('#encode').disabled)")
+    browser.call("await ctx.page.click('#encode')")
     assert browser.ready()["size"] == [600, 400]
     browser.call("await ctx.page.waitForTimeout(1500)")
     assert browser.state()["size"] == [600, 400] and browser.state()["ready"]
@@ -426,10 +428,11 @@ def test_demo_keyboard_hover_and_a_cached_second_visit(browser, app, tmp_path):
           transfer.items.add(new File([await get('/demo/photo')], 'photo (2).jpg'));
           transfer.items.add(new File([await get('/demo/embedding.bin')], 'embedding (1).bin'));
           transfer.items.add(new File([await get('/demo/manifest.json')], 'manifest (1).json'));
+          document.querySelector('#status').dataset.state = 'picking';
           document.body.dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true }));
         })"""
     )
-    state = browser.ready()
+    state = answered(browser)
     assert state["size"] == [512, 512] and state["points"] == [], state
 
     # keyboard only: focus the photo, move with the arrows, Enter includes, Shift+Enter excludes
@@ -522,3 +525,183 @@ def test_no_models_means_random_export_or_one_sentence(tmp_path):
         cwd=ROOT,
     )
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "--random-if-missing" in out.stderr
+
+
+# --- the page keeps the user's work around failures (issue 17) -------------------------------------------
+YELLOW = (
+    "return ctx.page.evaluate(() => { const c = document.getElementById('mask-canvas');"
+    " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;"
+    " for (let i = 0; i < d.length; i += 4)"
+    "   if (d[i] > 200 && d[i + 1] > 200 && d[i + 2] < 80 && d[i + 3] > 200) n++;"
+    " return n; })"
+)
+
+
+def answered(browser) -> dict:
+    """Wait until the status says Ready or an error (after a test has marked it 'picking')."""
+    browser.call(
+        "await ctx.page.waitForFunction(() => ['ready', 'error']"
+        ".includes(document.querySelector('#status').dataset.state), null, {timeout: 60000})"
+    )
+    return browser.state()
+
+
+def pick(browser, files) -> dict:
+    """Choose files in the disk picker and wait until the page has answered (ready or an error): the
+    live bundle stays ready while a pick is checked, so `ready` alone cannot tell."""
+    browser.call(
+        "await ctx.page.evaluate(() => { document.querySelector('#status').dataset.state = 'picking'; })"
+    )
+    browser.call("await ctx.page.setInputFiles('#bundle', args.files)", files=files)
+    return answered(browser)
+
+
+def test_a_bad_pick_keeps_the_photo_bundle_and_prompts(browser, app, on_disk, decoder, tmp_path):
+    """Defects 1 and 6: another photo with the same bundle, a bundle from another model (the sentence
+    names it), two photos at once, a corrupted bundle — each refused in one sentence while the working
+    photo, its bundle and its prompts stay live."""
+    coffee, files = on_disk["coffee"]
+    cat_files = on_disk["chelsea_exif6"][1]
+    open_disk(browser, app, files)
+    browser.click(300, 200)
+    flipped = bytearray(Path(files[1]).read_bytes())
+    flipped[99] ^= 0xFF
+    (tmp_path / "embedding.bin").write_bytes(bytes(flipped))
+    other = json.loads(Path(files[2]).read_text())
+    other["model"] = {"name": "sam2.1_hiera_large", "checkpointSha256": "26" * 32}
+    (tmp_path / "manifest.json").write_text(json.dumps(other))
+    bad_picks = [
+        ([cat_files[0], *files[1:]], "This photo is"),
+        ([files[0], files[1], str(tmp_path / "manifest.json")], "encoded by sam2.1_hiera_large"),
+        ([files[0], cat_files[0], *files[1:]], "one photo at a time"),
+        ([files[0], str(tmp_path / "embedding.bin"), files[2]], "sha256"),
+    ]
+    prompts = [(300, 200, 1)]
+    for bad, message in bad_picks:
+        state = pick(browser, bad)
+        assert state["state"] == "error" and message in state["status"], (message, state)
+        assert state["status"].count(". ") == 0, state["status"]  # one sentence
+        assert state["ready"] and state["size"] == [600, 400], state
+        assert state["points"] == [list(p) for p in prompts], state
+        assert iou(browser.canvas_mask(), expected(decoder, coffee, prompts)) >= 0.999
+        x = 120 + 40 * len(prompts)
+        state = browser.click(x, 330, button="right")  # the next click lands on the working photo
+        prompts.append((x, 330, 0))
+        assert state["state"] != "error" and state["points"] == [list(p) for p in prompts], state
+        assert iou(browser.canvas_mask(), expected(decoder, coffee, prompts)) >= 0.999
+    state = browser.key("Control+z")  # and nothing was lost from the history
+    assert state["points"] == [list(p) for p in prompts[:-1]], state
+
+
+def test_nothing_reaches_replicate_before_encode(browser, app, standin, photos):
+    """Defect 2: choosing the photo to encode sends nothing (no model lookup) until Encode is pressed."""
+    standin.reset()
+    standin.requests.clear()
+    browser.open(url(app, poll=100))
+    browser.call(
+        "ctx.api = []; ctx.page.on('request', (r) => { if (new URL(r.url()).pathname.startsWith('/api/'))"
+        " ctx.api.push(r.url()); })"
+    )
+    browser.call("await ctx.page.click('summary')")
+    browser.call(FILL, t=TOKEN)
+    browser.call("await ctx.page.setInputFiles('#photo', args.p)", p=str(photos["coffee"]))
+    browser.call("await ctx.page.waitForTimeout(600)")
+    assert browser.call("return ctx.api") == [] and standin.requests == [], standin.requests
+    state = browser.state()
+    assert "Press Encode" in state["status"] and not browser.call("return ctx.page.isDisabled('#encode')")
+    browser.call("await ctx.page.click('#encode')")
+    assert browser.ready()["size"] == [600, 400]
+    assert any(p.endswith("/models/me/sam2enc") for _, p in standin.requests), standin.requests
+
+
+def test_no_wait_for_ready_when_ready_cannot_come(browser, app, standin, photos):
+    """Defect 3: a photo without a token, a failed and a canceled encode: clicks say what to do next,
+    never "wait for Ready"; the status never says "Press Encode" while Encode is disabled."""
+    standin.reset()
+    browser.open(url(app, poll=100))
+    browser.call("await ctx.page.click('summary')")
+    browser.call("await ctx.page.setInputFiles('#photo', args.p)", p=str(photos["coffee"]))
+    browser.call("await ctx.page.waitForFunction(() => window.sam2enc.size[0] > 0)")
+    assert browser.call("return ctx.page.isDisabled('#encode')")
+    assert "Press Encode" not in browser.state()["status"], browser.state()
+    assert "token" in browser.state()["status"], browser.state()
+
+    def click_says() -> str:
+        browser.call("await ctx.click(300, 200)")
+        state = browser.state()
+        assert state["points"] == [] and state["state"] == "refused", state
+        assert "wait" not in state["status"] and "Ready" not in state["status"], state
+        return state["status"]
+
+    assert "token" in click_says()
+    browser.call("await ctx.page.fill('#token', 'r8_wrong'); await ctx.page.fill('#version', 'me/sam2enc')")
+    assert "Press Encode" in browser.state()["status"] or "Encode" in click_says()
+    browser.call("await ctx.page.click('#encode')")  # fails: wrong token
+    assert "Replicate refused" in browser.call("return ctx.ready()")["status"]
+    assert "Retry" in click_says()
+    standin.delay = 30
+    browser.call("await ctx.page.fill('#token', args.t); await ctx.page.click('#retry')", t=TOKEN)
+    browser.call(
+        "await ctx.page.waitForFunction(() => "
+        "/starting|processing/.test(document.querySelector('#remote-status').textContent))"
+    )
+    browser.call("await ctx.page.click('#cancel')")
+    assert "Encode" in click_says()
+    standin.reset()
+
+
+def test_phone_prompt_tools_sit_by_the_photo(browser, app):
+    """Defect 4: at 390×844 Include/Exclude, Undo and Clear are on screen with the photo, and switching
+    mode does not scroll the photo away."""
+    browser.open(url(app), width=390, height=844, mobile=True)
+    browser.call("await ctx.page.click('#demo')")
+    browser.ready()
+    browser.call("await ctx.page.locator('#mask-canvas').scrollIntoViewIfNeeded()")
+    boxes = browser.call(
+        "const out = {}; for (const s of ['#mask-canvas', 'input[name=mode][value=\"1\"]',"
+        " 'input[name=mode][value=\"0\"]', '#undo', '#clear'])"
+        "   out[s] = await ctx.page.locator(s).boundingBox();"
+        " return out"
+    )
+    photo = boxes.pop("#mask-canvas")
+    assert photo["y"] >= 0 and photo["y"] + photo["height"] <= 844, photo
+    for name, box in boxes.items():
+        assert box["y"] >= 0 and box["y"] + box["height"] <= 844, (name, box, photo)
+        assert box["y"] - (photo["y"] + photo["height"]) < 80, (name, box, photo)  # right under the photo
+    browser.call("await ctx.page.check('input[name=mode][value=\"0\"]')")
+    after = browser.call("return ctx.page.locator('#mask-canvas').boundingBox()")
+    assert after["y"] >= 0 and after["y"] + after["height"] <= 844, after
+
+
+def test_no_keyboard_crosshair_for_mouse_users(browser, app, on_disk):
+    """Defect 5: Shift-click and Ctrl+Z draw no keyboard cursor; arrow keys do."""
+    open_disk(browser, app, on_disk["coffee"][1])
+    browser.click(300, 200)
+    browser.click(500, 90, shift=True)
+    browser.key("Control+z")
+    assert browser.call(YELLOW) == 0
+    browser.call("await ctx.page.keyboard.press('ArrowRight')")
+    assert browser.call(YELLOW) > 0  # the cursor exists for keyboard users
+
+
+def test_a_dead_upstream_is_named(browser, models_dir, photos):
+    """Defect 7: the proxy cannot reach Replicate: the page says so and names the upstream."""
+    import socket
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+    proxy = serve("127.0.0.1", 0, dead, models_dir)
+    assets.install(proxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        browser.open(f"http://127.0.0.1:{proxy.server_address[1]}/?backend=wasm")
+        browser.call("await ctx.page.click('summary')")
+        browser.call(FILL, t=TOKEN)
+        browser.call("await ctx.page.setInputFiles('#photo', args.p)", p=str(photos["coffee"]))
+        browser.call("await ctx.page.click('#encode')")
+        state = browser.call("return ctx.ready()")
+        assert state["state"] == "error" and "could not be reached" in state["status"], state
+        assert dead in state["status"] and "refused" not in state["status"], state
+    finally:
+        proxy.shutdown()

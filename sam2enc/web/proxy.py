@@ -205,19 +205,21 @@ class Handler(BaseHTTPRequestHandler):
                 return self._relay(request)
             status, payload, kind = exc.code, exc.read(MAX_ANSWER + 1), exc.headers.get("Content-Type")
         except TimeoutError:
-            return self._error(504, "the upstream did not answer in time")
+            return self._error(504, "the upstream did not answer in time", upstream=self.server.upstream)
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, TimeoutError):
-                return self._error(504, "the upstream did not answer in time")
-            return self._error(502, "the upstream could not be reached")
+                return self._error(504, "the upstream did not answer in time", upstream=self.server.upstream)
+            return self._error(502, "the upstream could not be reached", upstream=self.server.upstream)
         if len(payload) > MAX_ANSWER:
             return self._error(502, "the upstream's answer is too large")
         self._send(status, payload, kind or "application/octet-stream")
 
-    def _error(self, status: int, message: str) -> None:
-        """The proxy's own refusal, told apart from the upstream's (passed through as it came) by source."""
+    def _error(self, status: int, message: str, **extra: str) -> None:
+        """The proxy's own refusal, told apart from the upstream's (passed through as it came) by source;
+        ``upstream`` names the base URL it could not reach, so the page can say which."""
         problem = {"title": "refused by the local sam2enc proxy", "detail": message, "status": status}
-        self._send(status, json.dumps({**problem, "source": "proxy"}).encode(), "application/problem+json")
+        body = {**problem, **extra, "source": "proxy"}
+        self._send(status, json.dumps(body).encode(), "application/problem+json")
 
     def _send(self, status: int, payload: bytes, kind: str) -> None:
         self.send_response(status)
