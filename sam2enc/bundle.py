@@ -16,7 +16,11 @@ A bundle is a directory (or two files served side by side) holding:
     ``originalWidth``   width of the upright (EXIF-rotated) image in pixels
     ``originalHeight``  height of the upright image in pixels
     ``inputSize``       1024: clicks map to model space as x·1024/originalWidth, y·1024/originalHeight
-    ``model``           {"name": "sam2.1_hiera_tiny", "checkpointSha256": hex or null}
+    ``model``           {"name": "sam2.1_hiera_tiny", "checkpointSha256": hex or null}: the identity of
+                        the model that encoded it, copied from its model.json. Decoders (Python's
+                        ``Decoder``, the JS ``segment``) refuse a bundle whose identity is not their
+                        model's: the checkpoint sha256 when both sides record one, else the name
+                        (sam2enc/modeldir.py explains, random-weight exports included)
     ``provider``        the ONNX Runtime execution provider that computed it
 
 The keys ``tensors``, ``originalWidth`` and ``originalHeight`` are what existing browser code reads;

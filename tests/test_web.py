@@ -594,10 +594,14 @@ def test_a_bad_pick_keeps_the_photo_bundle_and_prompts(browser, app, on_disk, de
 
 
 def test_nothing_reaches_replicate_before_encode(browser, app, standin, photos):
-    """Defect 2: choosing the photo to encode sends nothing (no model lookup) until Encode is pressed."""
+    """Defect 2: choosing the photo to encode sends nothing (no model lookup) until Encode is pressed,
+    and the photo already open stays live (with its prompts) until then."""
     standin.reset()
     standin.requests.clear()
     browser.open(url(app, poll=100))
+    browser.call("await ctx.page.click('#demo')")
+    browser.ready()
+    browser.click(200, 200)
     browser.call(
         "ctx.api = []; ctx.page.on('request', (r) => { if (new URL(r.url()).pathname.startsWith('/api/'))"
         " ctx.api.push(r.url()); })"
@@ -608,9 +612,17 @@ def test_nothing_reaches_replicate_before_encode(browser, app, standin, photos):
     browser.call("await ctx.page.waitForTimeout(600)")
     assert browser.call("return ctx.api") == [] and standin.requests == [], standin.requests
     state = browser.state()
-    assert "Press Encode" in state["status"] and not browser.call("return ctx.page.isDisabled('#encode')")
+    assert state["ready"] and state["size"] == [512, 512] and state["points"] == [[200, 200, 1]], state
+    assert state["remote"] == "Press Encode to send the photo to Replicate.", state
+    assert not browser.call("return ctx.page.isDisabled('#encode')")
     browser.call("await ctx.page.click('#encode')")
-    assert browser.ready()["size"] == [600, 400]
+    browser.call("await ctx.page.waitForFunction(() => !document.querySelector('#cancel').disabled)")
+    assert browser.state()["size"] == [600, 400]  # Encode: the photo being encoded is shown
+    browser.call(
+        "await ctx.page.waitForFunction(() => /uploading the photo|starting|processing|downloading/"
+        ".test(document.querySelector('#remote-status').textContent))"
+    )
+    browser.call("await ctx.page.click('#cancel')")
     assert any(p.endswith("/models/me/sam2enc") for _, p in standin.requests), standin.requests
 
 

@@ -26,6 +26,7 @@ function iou(mask, expected) {
 
 describe("sam2enc module vs the Python decoder", { skip: !fixtures && "set $SAM2ENC_JS_FIXTURES (pytest tests/test_js_module.py does)" }, () => {
   let decoder, bundle;
+  const results = {}; // reused by later tests: each decode costs ~0.3-1 s of one shared core
   before(async () => {
     decoder = await loadDecoder(join(fixtures.models, "decoder.onnx")); // model.json read beside it
     bundle = await openBundle(...(await readBundle(fixtures.bundle)));
@@ -35,7 +36,7 @@ describe("sam2enc module vs the Python decoder", { skip: !fixtures && "set $SAM2
     test(`${name}: the same mask at the photo's size`, async () => {
       const { points, box, mask: maskPath, best } = fixtures.cases[name];
       const expected = await readFile(maskPath);
-      const result = await segment(decoder, bundle, { points, box });
+      const result = (results[name] = await segment(decoder, bundle, { points, box }));
       assert.equal(result.width, fixtures.width);
       assert.equal(result.height, fixtures.height);
       assert.equal(result.mask.length, fixtures.width * fixtures.height);
@@ -48,7 +49,7 @@ describe("sam2enc module vs the Python decoder", { skip: !fixtures && "set $SAM2
 
   test("refine: a second click fed the first result's lowResLogits[best] as maskInput", async () => {
     const { points, mask: maskPath, best } = fixtures.cases.refine;
-    const first = await segment(decoder, bundle, { points: fixtures.cases.click.points });
+    const first = results.click ?? (await segment(decoder, bundle, { points: fixtures.cases.click.points }));
     const result = await segment(decoder, bundle, { points, maskInput: first.lowResLogits[first.best] });
     assert.equal(result.best, best);
     const overlap = iou(result.mask, await readFile(maskPath));
@@ -96,7 +97,7 @@ describe("sam2enc module vs the Python decoder", { skip: !fixtures && "set $SAM2
   });
 
   test("the mask as PNG bytes", async () => {
-    const { mask, width, height } = await segment(decoder, bundle, { points: fixtures.cases.click.points });
+    const { mask, width, height } = results.click ?? (await segment(decoder, bundle, { points: fixtures.cases.click.points }));
     const png = await maskToPng(mask, width, height);
     assert.deepEqual([...png.subarray(0, 8)], [137, 80, 78, 71, 13, 10, 26, 10]);
     const view = new DataView(png.buffer, png.byteOffset);

@@ -30,6 +30,8 @@ test("hit-testing is in CSS px of the shown photo (scale), not photo pixels", ()
   assert.equal(markerAt(points, [103, 50], 0.1), 1);
   assert.equal(markerAt(points, [100, 50], 0.1), 0);
   assert.equal(markerAt(points, [100, 61], 0.1), -1); // 11 CSS px away: a new point
+  assert.equal(markerAt([[1000, 500, 1]], [105, 50], 0.1), 0); // 5 CSS px (50 photo px) away: a hit
+  assert.equal(markerAt([[100, 100, 1]], [212, 200], 2), -1); // 12 CSS px (6 photo px) away: a miss
   const p = { ...emptyPrompts(), points: [[1000, 500, 1]] };
   assert.deepEqual(click(p, [1000, 610], [100, 61], 0.1, 0), { added: [1000, 610, 0] });
 });

@@ -175,7 +175,6 @@ $("photo").addEventListener("change", async () => {
     if (!S.ready) { retireAll(); showPhoto(photo); }
     S.encodeFile = file;
     S.encodePhoto = photo;
-    remoteStatus("");
     encodeHint(true);
   } catch (err) {
     if (pick === S.picks) fail(err);
@@ -193,15 +192,19 @@ function encodeStep() {
 }
 function encodeHint(force = false) {
   updateButtons();
-  if (!S.encodeFile || S.encode || S.ready) return;
-  if (!force && $("status").dataset.state !== "idle") return;
+  if (!S.encodeFile || S.encode) return;
   const step = encodeStep();
-  setStatus(`${step[0].toUpperCase()}${step.slice(1)} to send the photo to Replicate.`, "idle");
+  const text = `${step[0].toUpperCase()}${step.slice(1)} to send the photo to Replicate.`;
+  if (force || $("remote-status").dataset.hint) remoteStatus(text, false, true);
+  if (S.ready || (!force && $("status").dataset.state !== "idle")) return; // a live photo keeps its line
+  setStatus(text, "idle");
 }
 
-function remoteStatus(text, error = false) {
+function remoteStatus(text, error = false, hint = false) {
   $("remote-status").textContent = text;
   $("remote-status").classList.toggle("error", error);
+  if (hint) $("remote-status").dataset.hint = "1";
+  else delete $("remote-status").dataset.hint;
 }
 
 function abandonEncode(cancelRemote, message) {

@@ -3,7 +3,9 @@
 // The same arithmetic as sam2enc/decoder.py (SAM2ImagePredictor.predict(multimask_output=True)): clicks
 // map to model space as x·1024/width and y·1024/height (SAM2 squashes the photo to 1024×1024, no aspect
 // ratio kept); a box becomes two corner points labelled 2 and 3 placed BEFORE the clicks; the graph
-// appends SAM2's padding point itself; the logits are upsampled to the photo and thresholded at 0.
+// appends SAM2's padding point itself (sending one more changes the masks); the logits are upsampled to
+// the photo and thresholded at 0. (The order of the prompt tokens does not change the result — SAM2's
+// two-way transformer has no token positions — but SAM2's order is kept.)
 import { INPUT_SIZE, LOW_RES } from "./layout.js";
 import { upsampleMask } from "./masks.js";
 
