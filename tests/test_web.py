@@ -26,7 +26,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sam2enc.bundle import Bundle, write_bundle
+from sam2enc.bundle import Bundle, parse_bundle, write_bundle
+from sam2enc.decoder import prompt_arrays, upsample_logits
 from sam2enc.pipeline import encode
 from sam2enc.web import assets
 from sam2enc.web.proxy import serve
@@ -278,9 +279,11 @@ def test_races_never_show_a_stale_mask(browser, app, on_disk, decoder):
 
     # Clear while a decode is in flight: the late mask is dropped, nothing comes back
     browser.call("await ctx.click(300, 200)")
-    assert not browser.state()["idle"]
+    browser.call("await ctx.page.waitForFunction(() => window.sam2enc.inflight)")  # sent, not only pending
     state = browser.key("Escape")
-    browser.call("await ctx.page.waitForTimeout(900)")
+    # the late mask has come back (nothing in flight) — however long a decode takes on a loaded machine
+    browser.call("await ctx.page.waitForFunction(() => window.sam2enc.idle())")
+    browser.call("await ctx.page.waitForTimeout(100)")
     state = browser.state()
     assert state["points"] == [] and state["seq"] == 0 and state["dropped"] >= 1, state
     assert not browser.canvas_mask().any()
@@ -466,7 +469,15 @@ def test_demo_keyboard_hover_and_a_cached_second_visit(browser, app, tmp_path):
     browser.call("await ctx.context.close(); ctx.context = null")
 
 
-def test_phone_viewport_and_touch(browser, app, tmp_path):
+def display_mask(decoder, bundle: Bundle, points, width: int, height: int) -> np.ndarray:
+    """The Python decoder's best mask with its logits upsampled to a display size (not the photo's)."""
+    coords, labels = prompt_arrays(bundle.original_width, bundle.original_height, points)
+    logits, scores = decoder.logits(bundle, coords, labels)
+    best = int(np.argmax(scores[0]))
+    return upsample_logits(logits[0, best : best + 1], height, width)[0] > 0
+
+
+def test_phone_viewport_and_touch(browser, app, decoder, tmp_path):
     browser.open(url(app), width=390, height=844, mobile=True)
     browser.call("await ctx.page.click('#demo')")
     state = browser.ready()
@@ -481,6 +492,13 @@ def test_phone_viewport_and_touch(browser, app, tmp_path):
     browser.call(tap, x=100, y=400)
     state = browser.settled()
     assert [p[2] for p in state["points"]] == [1, 0], state["points"]
+    # the photo is shown smaller than its 512×512: the mask on screen is decoded at display size
+    demo = app[1].demo
+    bundle = parse_bundle(json.loads(demo.manifest), demo.embedding)
+    shown = browser.canvas_mask()
+    assert shown.shape[1] < 512, shown.shape
+    want = display_mask(decoder, bundle, [tuple(p) for p in state["points"]], shown.shape[1], shown.shape[0])
+    assert iou(shown, want) >= 0.999
     browser.call("await ctx.page.evaluate(() => window.scrollTo(0, 0))")
     browser.screenshot(REPORTS / "web-phone.png")
 
@@ -598,6 +616,7 @@ def test_nothing_reaches_replicate_before_encode(browser, app, standin, photos):
     and the photo already open stays live (with its prompts) until then."""
     standin.reset()
     standin.requests.clear()
+    standin.delay = 30  # a prediction stays queued: canceled below, never encoding while the test ends
     browser.open(url(app, poll=100))
     browser.call("await ctx.page.click('#demo')")
     browser.ready()
@@ -624,6 +643,7 @@ def test_nothing_reaches_replicate_before_encode(browser, app, standin, photos):
     )
     browser.call("await ctx.page.click('#cancel')")
     assert any(p.endswith("/models/me/sam2enc") for _, p in standin.requests), standin.requests
+    standin.reset()
 
 
 def test_no_wait_for_ready_when_ready_cannot_come(browser, app, standin, photos):

@@ -4,7 +4,7 @@
 //
 // Every message that concerns a bundle carries its generation (`gen`): a decode for a bundle that is no
 // longer current is answered "stale" and never run on the wrong features. Messages run one at a time.
-import { loadDecoder, maskToPng, segment, upsampleMask } from "./lib/index.js";
+import { loadDecoder, maskToPng, segment } from "./lib/index.js";
 
 const query = new URL(self.location.href).searchParams;
 const preference = query.get("backend") || "auto";
@@ -45,20 +45,28 @@ async function probeGpu() {
 
 let current = { gen: -1, bundle: null };
 
-/** The best mask at display size, as RGBA words (opaque black inside): the photo's own mask when the
- * photo is shown 1:1, else its best logits upsampled to the display by the module. */
-function displayMask(result, [width, height]) {
-  const rgba = new Uint32Array(width * height);
-  if (width === result.width && height === result.height) {
-    for (let i = 0; i < rgba.length; i++) if (result.mask[i]) rgba[i] = 0xff000000;
-    return rgba;
-  }
-  return upsampleMask(result.lowResLogits[result.best], { width, height, out: rgba, on: 0xff000000 });
+// On screen the mask is needed at display size only (a 4000×3000 photo is shown at ~1000×750): the
+// bundle is decoded as if the photo were that size — prompts scaled by the same factor map to the same
+// model-space coordinates, x·1024/width — so `segment` upsamples the logits straight to the display
+// (the full-size upsample of a 12 MP photo costs ~0.1–0.2 s a click). Exports use the photo's size.
+const views = new WeakMap();
+function sizedAs(bundle, [width, height]) {
+  if (width === bundle.width && height === bundle.height) return bundle;
+  let view = views.get(bundle);
+  if (view?.width !== width || view?.height !== height) views.set(bundle, (view = { ...bundle, width, height }));
+  return view;
 }
 
-async function decode(data) {
+function scaled({ points, box }, from, to) {
+  if (from === to) return { points, box };
+  const x = (v) => Math.min((v * to.width) / from.width, to.width), y = (v) => Math.min((v * to.height) / from.height, to.height);
+  return { points: points.map(([px, py, label]) => [x(px), y(py), label]), box: box && [x(box[0]), y(box[1]), x(box[2]), y(box[3])] };
+}
+
+async function decode(data, size = null) {
+  const bundle = size ? sizedAs(current.bundle, size) : current.bundle;
   const start = performance.now();
-  const result = await segment(decoder, current.bundle, { points: data.points, box: data.box });
+  const result = await segment(decoder, bundle, scaled(data, current.bundle, bundle));
   const decoderMs = performance.now() - start;
   if (DELAY_MS) await new Promise((r) => setTimeout(r, DELAY_MS));
   return { result, decoderMs, score: result.scores[result.best] };
@@ -88,8 +96,9 @@ async function handle(data) {
       self.postMessage({ type: "stale", ...tag });
     } else if (data.type === "decode") {
       const start = performance.now();
-      const { result, decoderMs, score } = await decode(data);
-      const rgba = displayMask(result, data.display);
+      const { result, decoderMs, score } = await decode(data, data.display);
+      const rgba = new Uint32Array(result.mask.length); // opaque black inside the mask
+      for (let i = 0; i < rgba.length; i++) if (result.mask[i]) rgba[i] = 0xff000000;
       const [width, height] = data.display;
       self.postMessage({ type: "mask", ...tag, points: data.points, box: data.box, backend, width, height, rgba,
         best: result.best, score, decoderMs, totalMs: performance.now() - start }, [rgba.buffer]);

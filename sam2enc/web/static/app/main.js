@@ -42,6 +42,7 @@ window.sam2enc = {
   get backend() { return S.backend; },
   get size() { return [S.width, S.height]; },
   get display() { return { ...S.display }; },
+  get inflight() { return Boolean(S.inflight); }, // a decode has been sent to the worker
   idle: () => !S.inflight && !S.pending.size,
   // The selected object's mask on screen, one byte (0/1) per pixel of the display-size mask, base64.
   maskBase64: () => {
