@@ -4,6 +4,7 @@ sam2enc weights --model tiny                     # download Meta's checkpoint, t
 sam2enc export  --model tiny --checkpoint sam2.1_hiera_tiny.pt
 sam2enc encode  photo.jpg --out bundle/
 sam2enc decode  bundle/ --point 410,300,1 --out mask.png
+sam2enc decode  bundle/ --prompts objects.json --coco coco.json   # several objects, COCO RLE (sam2enc.coco)
 
 Every command takes ``--models-dir`` (default weights/) and ``-v`` (debug logging, third-party warnings);
 ``--out`` is only ever what a command writes (encode: the bundle directory, decode: the mask PNG).
@@ -111,7 +112,15 @@ def _parser() -> argparse.ArgumentParser:
         help="a click in pixels of the upright image; LABEL 1 = object, 0 = background (repeatable)",
     )
     p.add_argument("--box", metavar="X0,Y0,X1,Y1", help="a box in pixels of the upright image")
-    p.add_argument("--out", type=Path, required=True, help="mask PNG (8-bit, 0/255, original size)")
+    p.add_argument("--out", type=Path, help="mask PNG (8-bit, 0/255, original size), for --point/--box")
+    p.add_argument(
+        "--prompts",
+        type=Path,
+        metavar="FILE",
+        help='objects: a COCO file from the page or this command, or {"objects": [{"points", "box", '
+        '"label"}]} (use with --coco)',
+    )
+    p.add_argument("--coco", type=Path, metavar="OUT.json", help="write the masks as one COCO document (RLE)")
     p.set_defaults(run=_decode)
     return parser
 
@@ -189,6 +198,12 @@ def _decode(args: argparse.Namespace) -> int:
 
     points = [_numbers(p, 3, "--point X,Y,LABEL") for p in args.point]
     box = _numbers(args.box, 4, "--box X0,Y0,X1,Y1") if args.box else None
+    if args.coco or args.prompts:
+        from .coco import decode_to_coco
+
+        return decode_to_coco(args.bundle, args.models_dir, args.coco, args.prompts, points, box, args.out)
+    if args.out is None:
+        raise Sam2EncError("decode writes its mask to --out MASK.png (or every object to --coco OUT.json)")
     bundle = read_bundle(args.bundle)
     prediction = Decoder(args.models_dir).predict(bundle, points=points, box=box)
     best = prediction.best

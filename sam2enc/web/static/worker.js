@@ -83,7 +83,7 @@ let queue = Promise.resolve();
 self.onmessage = ({ data }) => { queue = queue.then(() => handle(data)); };
 
 async function handle(data) {
-  const tag = { gen: data.gen, promptGen: data.promptGen, id: data.id, kind: data.kind };
+  const tag = { gen: data.gen, promptGen: data.promptGen, id: data.id, kind: data.kind, objectId: data.objectId };
   try {
     if (data.type === "retire") {
       current = { gen: data.gen, bundle: null };

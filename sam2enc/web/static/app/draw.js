@@ -24,27 +24,49 @@ export function paintPhoto({ photo, mask, ui }, image, display) {
   ctx.drawImage(image, 0, 0, w, h);
 }
 
-/** The mask layer in the view asked for: overlay, cutout (photo inside) or erase (photo outside). */
-export function renderMask(canvas, photoCanvas, maskImage, view) {
+/**
+ * The mask layer in the view asked for. Overlay: every object's mask in its colour, the selected one
+ * last and strongest. Cutout (the photo inside) and Erase (the photo outside) use the union of `masks`.
+ * @param {{image: CanvasImageSource, color: number[], selected?: boolean}[]} masks
+ */
+export function renderMasks(canvas, photoCanvas, masks, view) {
   const ctx = canvas.getContext("2d");
   ctx.globalCompositeOperation = "source-over";
   ctx.clearRect(0, 0, canvas.width, canvas.height);
-  if (!maskImage || !canvas.width) return;
+  if (!masks.length || !canvas.width) return;
+  const layer = scratch(canvas.width, canvas.height);
+  const lctx = layer.getContext("2d");
   if (view === "overlay") {
-    ctx.drawImage(maskImage, 0, 0);
-    ctx.globalCompositeOperation = "source-in";
-    ctx.fillStyle = "rgba(30, 144, 255, 0.55)";
-    ctx.fillRect(0, 0, canvas.width, canvas.height);
-  } else if (view === "cutout") {
-    ctx.drawImage(maskImage, 0, 0);
+    for (const { image, color, selected } of masks) {
+      lctx.globalCompositeOperation = "source-over";
+      lctx.clearRect(0, 0, layer.width, layer.height);
+      lctx.drawImage(image, 0, 0);
+      lctx.globalCompositeOperation = "source-in";
+      lctx.fillStyle = `rgba(${color.join(", ")}, ${selected ? 0.6 : 0.45})`;
+      lctx.fillRect(0, 0, layer.width, layer.height);
+      ctx.drawImage(layer, 0, 0);
+    }
+    return;
+  }
+  lctx.globalCompositeOperation = "source-over";
+  lctx.clearRect(0, 0, layer.width, layer.height);
+  for (const { image } of masks) lctx.drawImage(image, 0, 0); // opaque where any mask is
+  if (view === "cutout") {
+    ctx.drawImage(layer, 0, 0);
     ctx.globalCompositeOperation = "source-in";
     ctx.drawImage(photoCanvas, 0, 0);
   } else {
     ctx.drawImage(photoCanvas, 0, 0);
     ctx.globalCompositeOperation = "destination-out";
-    ctx.drawImage(maskImage, 0, 0);
+    ctx.drawImage(layer, 0, 0);
   }
   ctx.globalCompositeOperation = "source-over";
+}
+
+let scratchCanvas = null;
+function scratch(width, height) {
+  if (scratchCanvas?.width !== width || scratchCanvas?.height !== height) scratchCanvas = new OffscreenCanvas(width, height);
+  return scratchCanvas;
 }
 
 /** A display-size mask (RGBA words) as an image for the mask layer. */

@@ -1,13 +1,15 @@
 // The page: a photo and its bundle in (demo, disk or Replicate), prompts to the decoder worker, the mask
 // on screen at display resolution, full resolution only for export. The only module that touches the
-// DOM; the state and its transitions are in state.js, the prompt list in prompts.js.
-import { cutout } from "../lib/index.js";
-import { drawPrompts, fit, maskImage, paintPhoto, renderMask } from "./draw.js";
+// DOM; the state and its transitions are in state.js, the objects in objects.js, each object's prompt
+// list in prompts.js.
+import { cocoDocument, cutout, maskToPng } from "../lib/index.js";
+import { drawPrompts, fit, maskImage, paintPhoto, renderMasks } from "./draw.js";
 import { checkedBundle, classify, decodePhoto } from "./files.js";
+import * as objects from "./objects.js";
 import * as prompts from "./prompts.js";
 import { cancelPrediction, encodeOnReplicate, useProxy } from "./replicate.js";
 import { loadConfig, loadDemos, modelUrl, proxyApi, threadsNote } from "./site.js";
-import { becameReady, createState, isCurrent, loading, newPick, notReadyReason, promptsChanged, retire } from "./state.js";
+import { becameReady, createState, currentObject, loading, newPick, notReadyReason, promptsChanged, retire } from "./state.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -20,7 +22,8 @@ const S = createState();
 const ui = $("mask-canvas");
 const canvases = { photo: $("photo-canvas"), mask: $("mask-layer"), ui };
 
-// The documented test hook: current prompts in photo pixels ([x, y, label]) and box; nothing secret.
+// The documented test hook: the selected object's prompts in photo pixels ([x, y, label]) and box, the
+// objects; nothing secret.
 window.sam2enc = {
   get points() { return S.prompts.points.map((p) => [...p]); },
   get box() { return S.prompts.box && [...S.prompts.box]; },
@@ -29,18 +32,23 @@ window.sam2enc = {
   get promptGen() { return S.prompts.promptGen; },
   get seq() { return S.seq; },
   get dropped() { return S.dropped; },
-  get last() { return S.last; },
-  get shown() { return S.shown; },
+  get last() { return S.object.shown?.last ?? null; },
+  get shown() { return Boolean(S.object.shown); },
+  get objects() {
+    return S.objects.list.map((o) => ({ id: o.id, number: o.number, label: o.label, color: o.color,
+      points: o.prompts.points.map((p) => [...p]), box: o.prompts.box && [...o.prompts.box],
+      selected: o.id === S.objects.selectedId, shown: Boolean(o.shown) }));
+  },
   get dragging() { return Boolean(S.drag); },
   get timings() { return S.timings; },
   get backend() { return S.backend; },
   get size() { return [S.width, S.height]; },
   get display() { return { ...S.display }; },
   get inflight() { return Boolean(S.inflight); }, // a decode has been sent to the worker
-  idle: () => !S.inflight && !S.pending,
-  // The mask on screen, one byte (0/1) per pixel of the display-size mask, base64: for tests.
+  idle: () => !S.inflight && !S.pending.size,
+  // The selected object's mask on screen, one byte (0/1) per pixel of the display-size mask, base64.
   maskBase64: () => {
-    const bytes = Uint8Array.from(S.lastMask ?? [], (v) => (v ? 1 : 0));
+    const bytes = Uint8Array.from(S.object.shown?.rgba ?? [], (v) => (v ? 1 : 0));
     let text = "";
     for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
     return btoa(text);
@@ -82,6 +90,7 @@ function retireAll() {
   worker.postMessage({ type: "retire", gen });
   clearCanvases();
   updateButtons();
+  renderObjects();
   return gen;
 }
 
@@ -93,10 +102,11 @@ function showPhoto(photo) {
 }
 
 /** Make a checked photo + bundle the live one: the previous one ends only here. */
-function goLive(photo, bundle, source) {
+function goLive(photo, bundle, source, fileName) {
   const gen = retireAll();
   showPhoto(photo);
   S.source = source;
+  S.fileName = fileName;
   loading(S, gen);
   setStatus("Loading the decoder…", "loading");
   const buffers = Object.values(bundle.features).map((f) => f.data.buffer);
@@ -111,7 +121,7 @@ async function openFiles(files) {
     const found = await classify(files);
     const photo = await decodePhoto(found.photo);
     const bundle = await checkedBundle(found.manifest, await found.payload.arrayBuffer(), photo, await decoderModel());
-    if (pick === S.picks) goLive(photo, bundle, "disk");
+    if (pick === S.picks) goLive(photo, bundle, "disk", found.photo.name);
   } catch (err) {
     if (pick === S.picks) fail(err);
   }
@@ -148,7 +158,7 @@ async function openDemo(info) {
       fetch(info.photo).then((r) => r.blob()), fetch(info.embedding).then((r) => r.arrayBuffer()), fetch(info.manifest).then((r) => r.json())]);
     const photo = await decodePhoto(photoBlob);
     const bundle = await checkedBundle(manifest, payload, photo, await decoderModel());
-    if (pick === S.picks) goLive(photo, bundle, "demo");
+    if (pick === S.picks) goLive(photo, bundle, "demo", decodeURIComponent(new URL(info.photo, location.href).pathname.split("/").pop()));
   } catch (err) {
     if (pick === S.picks) fail(err);
   }
@@ -266,6 +276,7 @@ async function startEncode() {
     loading(S, gen);
     setStatus("Loading the decoder…", "loading");
     S.source = "remote";
+    S.fileName = file.name;
     worker.postMessage({ type: "bundle", gen, bundle }, Object.values(bundle.features).map((f) => f.data.buffer));
     S.saved = saved;
     updateButtons();
@@ -284,10 +295,13 @@ function updateButtons() {
   $("encode").disabled = encoding || !canEncode;
   $("retry").disabled = encoding || !canEncode || !$("remote-status").classList.contains("error");
   $("cancel").disabled = !encoding;
-  const haveMask = S.ready && prompts.hasPrompts(S.prompts);
+  const haveMask = S.ready && objects.inScope(S.objects, S.scope).length > 0;
   $("download-mask").disabled = !haveMask;
   $("download-cutout").disabled = !haveMask;
+  $("download-coco").disabled = !(S.ready && objects.annotated(S.objects).length);
   $("save-bundle").disabled = !S.saved;
+  $("undo").disabled = !S.prompts.history.length;
+  $("redo").disabled = !S.prompts.future.length;
 }
 
 // --- layout: the photo fits the window with the prompt tools under it; masks at display resolution -------
@@ -296,26 +310,32 @@ function layout() {
   const stage = $("stage");
   const availW = Math.max(120, stage.parentElement.clientWidth);
   const top = stage.getBoundingClientRect().top + window.scrollY;
-  const tools = $("tools").offsetHeight + 8; // the prompt tools stay on screen under the photo
+  const tools = $("tools").offsetHeight + $("object-bar").offsetHeight + 12; // tools and objects stay on screen
   const availH = Math.max(240, window.innerHeight - Math.min(top, window.innerHeight * 0.4) - 12 - tools);
   S.display = fit(S.width, S.height, availW, availH, window.devicePixelRatio || 1);
   paintPhoto(canvases, S.photo, S.display);
-  S.maskImage = null;
-  S.shown = false;
-  S.lastMask = null;
+  for (const object of S.objects.list) object.shown = null; // decoded again at the new size
   render();
   drawUi();
-  if (S.ready && prompts.hasPrompts(S.prompts)) schedule("prompt");
+  for (const object of objects.annotated(S.objects)) schedule("prompt", object);
 }
 let resizeTimer = 0;
 window.addEventListener("resize", () => { clearTimeout(resizeTimer); resizeTimer = setTimeout(layout, 100); });
 
 function render() {
-  $("stage").classList.toggle("see-through", S.view !== "overlay" && S.shown);
-  renderMask(canvases.mask, canvases.photo, S.shown ? S.maskImage : null, S.view);
+  const selectedId = S.objects.selectedId;
+  const shown = (list) => list.filter((o) => o.shown).map((o) => ({ image: o.shown.image, color: o.color, selected: o.id === selectedId }));
+  const masks = S.view === "overlay"
+    ? shown([...S.objects.list.filter((o) => o.id !== selectedId), S.object]) // the selected one on top
+    : shown(objects.inScope(S.objects, S.scope));
+  $("stage").classList.toggle("see-through", S.view !== "overlay" && masks.length > 0);
+  renderMasks(canvases.mask, canvases.photo, masks, S.view);
 }
 for (const radio of document.querySelectorAll("input[name=view]")) {
   radio.addEventListener("change", () => { S.view = radio.value; render(); });
+}
+for (const radio of document.querySelectorAll("input[name=scope]")) {
+  radio.addEventListener("change", () => { S.scope = radio.value; render(); updateButtons(); });
 }
 
 function drawUi() {
@@ -326,17 +346,74 @@ function drawUi() {
 
 // --- prompts ----------------------------------------------------------------------------------------------
 function afterEdit() {
-  S.pending = null;
+  promptsChanged(S);
   if (S.ready && ["error", "refused"].includes($("status").dataset.state)) setStatus(S.readyText, "ready");
   drawUi();
   updateButtons();
+  renderObjects();
   if (prompts.hasPrompts(S.prompts)) schedule("prompt");
-  else { S.maskImage = null; S.shown = false; S.lastMask = null; S.last = null; render(); }
+  else { S.object.shown = null; render(); }
 }
 const undo = () => prompts.undo(S.prompts) && afterEdit();
+const redo = () => prompts.redo(S.prompts) && afterEdit();
 const clearPrompts = () => prompts.clear(S.prompts) && afterEdit();
 $("undo").addEventListener("click", undo);
+$("redo").addEventListener("click", redo);
 $("clear").addEventListener("click", clearPrompts);
+
+// --- objects: each with its own prompts, mask, colour and label; the selected one takes the clicks ------
+/** The selection (or the list) changed: the page follows, and a mask missing after a resize is decoded. */
+function afterSelect() {
+  S.hover = null;
+  S.drag = null;
+  drawUi();
+  render();
+  renderObjects();
+  updateButtons();
+  if (S.ready && !S.object.shown && prompts.hasPrompts(S.prompts)) schedule("prompt");
+}
+function newObject() {
+  if (refuseIfNotReady()) return;
+  objects.addObject(S.objects);
+  afterSelect(); // the focus stays where it was: the next click or key goes on annotating
+}
+function deleteObject() {
+  const id = S.objects.selectedId;
+  S.pending.delete(id);
+  objects.remove(S.objects, id);
+  afterSelect();
+}
+$("new-object").addEventListener("click", newObject);
+$("delete-object").addEventListener("click", deleteObject);
+$("object-label").addEventListener("input", () => {
+  if (objects.rename(S.objects, S.objects.selectedId, $("object-label").value)) renderObjects();
+});
+$("object-label").addEventListener("change", () => { $("object-label").value = S.object.label; }); // blank: back to the label
+
+/** The object chips under the photo (tap to select) and the selected object's label field. */
+function renderObjects() {
+  const list = $("objects");
+  list.replaceChildren(...S.objects.list.map((o) => {
+    const chip = document.createElement("button");
+    chip.type = "button";
+    chip.className = "object";
+    chip.dataset.id = o.id;
+    const selected = o.id === S.objects.selectedId;
+    chip.setAttribute("aria-pressed", String(selected));
+    const swatch = document.createElement("span");
+    swatch.className = "swatch";
+    swatch.style.background = `rgb(${o.color.join(", ")})`;
+    const count = o.prompts.points.length + (o.prompts.box ? 1 : 0);
+    const note = count ? ` · ${count} prompt${count === 1 ? "" : "s"}` : " · empty";
+    chip.append(swatch, `${o.number} ${o.label}`, Object.assign(document.createElement("small"), { textContent: note }));
+    chip.title = `Object ${o.number} (${o.label}): ${count} prompt${count === 1 ? "" : "s"}${selected ? ", selected" : ""}`;
+    chip.addEventListener("click", () => { if (objects.select(S.objects, o.id)) afterSelect(); });
+    return chip;
+  }));
+  if (document.activeElement !== $("object-label")) $("object-label").value = S.object.label;
+  $("object-label").style.borderColor = `rgb(${S.object.color.join(", ")})`;
+  $("selected-object").textContent = String(S.object.number);
+}
 
 function refuseIfNotReady() {
   if (S.ready) return false;
@@ -400,9 +477,9 @@ ui.addEventListener("lostpointercapture", (e) => finishDrag(e, true)); // releas
 ui.addEventListener("pointerleave", () => {
   if (!S.hover) return;
   S.hover = null;
-  S.pending = null;
+  S.pending.delete(S.objects.selectedId);
   if (prompts.hasPrompts(S.prompts)) schedule("prompt");
-  else { S.maskImage = null; S.shown = false; S.lastMask = null; render(); }
+  else { S.object.shown = null; render(); }
 });
 
 // Keyboard: the focused photo has a cursor once an arrow key is used; arrows move it, Enter includes,
@@ -428,26 +505,39 @@ ui.addEventListener("blur", drawUi);
 document.addEventListener("keydown", (e) => {
   const typing = e.target instanceof HTMLInputElement && ["text", "password"].includes(e.target.type);
   if (typing) return;
-  if ((e.ctrlKey || e.metaKey) && !e.shiftKey && e.key.toLowerCase() === "z") { e.preventDefault(); undo(); }
+  const command = e.ctrlKey || e.metaKey;
+  if (command && !e.shiftKey && e.key.toLowerCase() === "z") { e.preventDefault(); undo(); }
+  else if (command && ((e.shiftKey && e.key.toLowerCase() === "z") || e.key.toLowerCase() === "y")) { e.preventDefault(); redo(); }
   else if (e.key === "Escape") { e.preventDefault(); clearPrompts(); }
+  else if (command || e.altKey) return;
+  else if (e.key === "n" || e.key === "N") { e.preventDefault(); newObject(); }
+  else if (e.key === "]" || e.key === "[") {
+    e.preventDefault();
+    objects.cycle(S.objects, e.key === "]" ? 1 : -1);
+    afterSelect();
+  }
 });
 
-// --- decoding: one request in flight, the newest waiting, at most one send per animation frame --------
-function schedule(kind) {
+// --- decoding: one request in flight, the newest waiting for each object (the selected one first), at
+// most one send per animation frame ------------------------------------------------------------------
+function schedule(kind, object = S.object) {
   if (!S.ready) return;
-  const hover = kind === "hover" && S.hover;
-  const box = S.drag?.box || S.prompts.box;
-  const points = S.prompts.points.map((p) => [...p]);
+  const mine = object === S.object; // a drawn box and the hover point belong to the selected object
+  const hover = mine && kind === "hover" && S.hover;
+  const box = (mine && S.drag?.box) || object.prompts.box;
+  const points = object.prompts.points.map((p) => [...p]);
   if (hover) points.push([...S.hover]);
   if (!points.length && !box) return;
-  S.pending = { kind, points, box: box && [...box], gen: S.gen, promptGen: S.prompts.promptGen, created: performance.now() };
+  S.pending.set(object.id, { kind, points, box: box && [...box], gen: S.gen, objectId: object.id,
+    promptGen: object.prompts.promptGen, created: performance.now() });
   requestAnimationFrame(flush);
 }
 
 function flush() {
-  if (S.inflight || !S.pending) return;
-  const request = { ...S.pending, id: S.nextId++, type: "decode", display: [S.display.w, S.display.h] };
-  S.pending = null;
+  if (S.inflight || !S.pending.size) return;
+  const objectId = S.pending.has(S.objects.selectedId) ? S.objects.selectedId : S.pending.keys().next().value;
+  const request = { ...S.pending.get(objectId), id: S.nextId++, type: "decode", display: [S.display.w, S.display.h] };
+  S.pending.delete(objectId);
   S.inflight = request;
   worker.postMessage(request);
 }
@@ -480,30 +570,29 @@ worker.onmessage = ({ data }) => {
     if (waiting) { S.exports.delete(data.id); waiting(data); }
     if (data.gen === S.gen || data.gen === undefined) { S.loading = null; fail(data.message); }
   } else if (data.type === "mask") {
-    const hoverDone = data.kind === "hover" && !S.hover;
-    if (!isCurrent(S, data) || hoverDone || data.width !== S.display.w || data.height !== S.display.h) {
-      S.dropped += 1; // computed for a bundle, prompt or size that has moved on
+    const object = currentObject(S, data);
+    const hoverDone = data.kind === "hover" && (!S.hover || object !== S.object);
+    if (!object || hoverDone || data.width !== S.display.w || data.height !== S.display.h) {
+      S.dropped += 1; // computed for a bundle, object, prompt or size that has moved on
     } else {
-      showMask(data, sent);
+      showMask(object, data, sent);
     }
   } else if (data.type === "stale") {
     S.dropped += 1;
     const waiting = S.exports.get(data.id);
     if (waiting) { S.exports.delete(data.id); waiting({ type: "error", message: "The photo changed before the export finished." }); }
   }
-  if (S.pending) requestAnimationFrame(flush);
+  if (S.pending.size) requestAnimationFrame(flush);
 };
 
-function showMask(data, sent) {
-  S.lastMask = data.rgba;
-  S.maskImage = maskImage(data.rgba, data.width, data.height, S.maskImage);
-  S.shown = true;
-  render();
+function showMask(object, data, sent) {
   performance.mark("sam2enc:mask");
   const onScreenMs = performance.now() - (sent ? sent.created : performance.now());
+  const last = { points: data.points, box: data.box, gen: data.gen, promptGen: data.promptGen, kind: data.kind,
+    objectId: object.id, backend: data.backend, decoderMs: data.decoderMs, totalMs: data.totalMs, onScreenMs, score: data.score };
+  object.shown = { image: maskImage(data.rgba, data.width, data.height, object.shown?.image), rgba: data.rgba, last };
+  render();
   S.seq += 1;
-  S.last = { points: data.points, box: data.box, gen: data.gen, promptGen: data.promptGen, kind: data.kind,
-    backend: data.backend, decoderMs: data.decoderMs, totalMs: data.totalMs, onScreenMs, score: data.score };
   S.timings.push({ decoderMs: data.decoderMs, onScreenMs });
   $("timing").textContent = `decoder ${data.decoderMs.toFixed(1)} ms · mask on screen ${onScreenMs.toFixed(1)} ms after the prompt (${data.backend}, ${data.width}×${data.height}); predicted IoU ${data.score.toFixed(3)}`;
 }
@@ -517,13 +606,36 @@ function notices(ready) {
 }
 
 // --- export: full resolution, computed on demand for the current prompts -----------------------------
-function exportMask(png) {
+/** One object's mask at the photo's size, with the prompts it was decoded for (and its PNG when `png`). */
+function exportObject(object, png = false) {
   return new Promise((resolve, reject) => {
-    if (!S.ready || !prompts.hasPrompts(S.prompts)) return reject(new Error("Place a prompt first."));
     const id = S.nextId++;
     S.exports.set(id, (data) => (data.type === "error" ? reject(new Error(data.message)) : resolve(data)));
-    worker.postMessage({ type: "export", id, gen: S.gen, promptGen: S.prompts.promptGen, png,
-      points: S.prompts.points.map((p) => [...p]), box: S.prompts.box && [...S.prompts.box] });
+    worker.postMessage({ type: "export", id, gen: S.gen, promptGen: object.prompts.promptGen, objectId: object.id, png,
+      points: object.prompts.points.map((p) => [...p]), box: object.prompts.box && [...object.prompts.box] });
+  });
+}
+
+/** The mask of the objects in scope (the selected one, or the union of all) at the photo's size. */
+async function exportMask(png) {
+  const chosen = S.ready ? objects.inScope(S.objects, S.scope) : [];
+  if (!chosen.length) throw new Error("Place a prompt first.");
+  if (chosen.length === 1) return exportObject(chosen[0], png);
+  const results = await Promise.all(chosen.map((o) => exportObject(o)));
+  const { width, height } = results[0];
+  const mask = new Uint8Array(width * height);
+  for (const r of results) for (let i = 0; i < mask.length; i++) mask[i] |= r.mask[i];
+  return { width, height, mask, png: png ? await maskToPng(mask, width, height) : null };
+}
+
+/** Every object with prompts as one COCO document (lib/coco.js; `sam2enc decode --prompts` remakes it). */
+async function exportCoco() {
+  const chosen = S.ready ? objects.annotated(S.objects) : [];
+  if (!chosen.length) throw new Error("Place a prompt first.");
+  const results = await Promise.all(chosen.map((o) => exportObject(o)));
+  return cocoDocument({
+    fileName: S.fileName || "photo", width: S.width, height: S.height,
+    objects: chosen.map((o, i) => ({ label: o.label, mask: results[i].mask, points: results[i].points, box: results[i].box })),
   });
 }
 
@@ -556,6 +668,13 @@ $("download-cutout").addEventListener("click", async () => {
     save(await canvas.convertToBlob({ type: "image/png" }), "cutout.png");
   } catch (err) { fail(err); }
 });
+$("download-coco").addEventListener("click", async () => {
+  try {
+    const document = await exportCoco();
+    const stem = (S.fileName || "photo").replace(/\.[^.]*$/, "");
+    save(new Blob([JSON.stringify(document)], { type: "application/json" }), `${stem}.coco.json`);
+  } catch (err) { fail(err); }
+});
 $("save-bundle").addEventListener("click", () => {
   if (!S.saved) return;
   save(new Blob([S.saved.payload]), "embedding.bin");
@@ -564,3 +683,4 @@ $("save-bundle").addEventListener("click", () => {
 
 if (matchMedia("(hover: none)").matches) $("hover").disabled = true; // no hover on touch screens
 updateButtons();
+renderObjects();

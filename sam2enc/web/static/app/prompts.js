@@ -1,4 +1,4 @@
-// The prompt list: clicks, one box and their undo history. DOM-free (tested with `node --test`): the page
+// The prompt list of one object: clicks, one box and their undo/redo history. DOM-free (tested with `node --test`): the page
 // turns pointer events into photo pixels and CSS pixels, and this module decides what a click does.
 //
 // Every edit bumps `promptGen`, so that a decode computed for the prompts before the edit is dropped.
@@ -10,7 +10,7 @@ export const HIT = 10;
 
 /** A fresh prompt list. */
 export function emptyPrompts() {
-  return { points: [], box: null, history: [], promptGen: 0 };
+  return { points: [], box: null, history: [], future: [], promptGen: 0 };
 }
 
 /**
@@ -41,8 +41,11 @@ export function bump(prompts) {
   prompts.promptGen += 1;
 }
 
+const snapshot = (prompts) => ({ points: prompts.points.map((p) => [...p]), box: prompts.box && [...prompts.box] });
+
 function edit(prompts, change) {
-  prompts.history.push({ points: prompts.points.map((p) => [...p]), box: prompts.box && [...prompts.box] });
+  prompts.history.push(snapshot(prompts));
+  prompts.future = []; // a new edit ends what could be redone
   change();
   bump(prompts);
 }
@@ -78,8 +81,20 @@ export function setBox(prompts, box) {
 export function undo(prompts) {
   const previous = prompts.history.pop();
   if (!previous) return false;
+  prompts.future.push(snapshot(prompts));
   prompts.points = previous.points;
   prompts.box = previous.box;
+  bump(prompts);
+  return true;
+}
+
+/** Put back the last edit taken back; false when there is nothing to redo. */
+export function redo(prompts) {
+  const next = prompts.future.pop();
+  if (!next) return false;
+  prompts.history.push(snapshot(prompts));
+  prompts.points = next.points;
+  prompts.box = next.box;
   bump(prompts);
   return true;
 }

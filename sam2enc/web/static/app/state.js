@@ -1,19 +1,25 @@
 // The page's state in one object, and the transitions that keep it consistent. DOM-free.
 //
-// Every bundle has a generation (`gen`), every edit of the prompts a generation (`prompts.promptGen`);
-// each decode result carries both and is dropped when either has moved on. A new photo or bundle
-// retires the old one at once, but only once it has been checked: a bad pick changes nothing here.
-import { bump, emptyPrompts } from "./prompts.js";
+// Every bundle has a generation (`gen`), every edit of an object's prompts a generation (its
+// `prompts.promptGen`); each decode result carries both and the object's id, and is dropped when the
+// bundle, the object or its prompts have moved on. A new photo or bundle retires the old one at once,
+// but only once it has been checked: a bad pick changes nothing here. `S.prompts` is the selected
+// object's prompt list; `S.pending` holds the newest request waiting for each object.
+import { byId, createObjects, selected } from "./objects.js";
 
 export function createState() {
   return {
     gen: 0, ready: false, loading: null, readyText: "", width: 0, height: 0, photo: null, source: null,
-    saved: null, prompts: emptyPrompts(), drag: null, hover: null, cursor: null,
-    inflight: null, pending: null, nextId: 1, exports: new Map(),
-    seq: 0, dropped: 0, last: null, shown: false, maskImage: null, lastMask: null, timings: [],
-    backend: null, view: "overlay", display: { cssW: 0, cssH: 0, w: 0, h: 0, dpr: 1 },
+    saved: null, objects: createObjects(), drag: null, hover: null, cursor: null,
+    inflight: null, pending: new Map(), nextId: 1, exports: new Map(),
+    seq: 0, dropped: 0, timings: [], fileName: null,
+    backend: null, view: "overlay", scope: "selected", display: { cssW: 0, cssH: 0, w: 0, h: 0, dpr: 1 },
     modelInfo: null, randomModels: false,
     picks: 0, encode: null, encodeFile: null, encodePhoto: null,
+    /** The selected object's prompt list: where clicks, undo, redo and clear go. */
+    get prompts() { return selected(this.objects).prompts; },
+    /** The selected object. */
+    get object() { return selected(this.objects); },
   };
 }
 
@@ -27,19 +33,15 @@ export function retire(S) {
   S.gen += 1;
   Object.assign(S, {
     ready: false, loading: null, photo: null, saved: null, drag: null, hover: null, cursor: null,
-    maskImage: null, shown: false, lastMask: null, last: null, width: 0, height: 0,
+    width: 0, height: 0, fileName: null, objects: createObjects(),
   });
-  const promptGen = S.prompts.promptGen;
-  S.prompts = emptyPrompts();
-  S.prompts.promptGen = promptGen;
-  promptsChanged(S);
+  S.pending.clear();
   return S.gen;
 }
 
-/** The prompts moved on: what was pending is for prompts that no longer exist. */
+/** The selected object's prompts moved on: what was pending for it is for prompts that no longer exist. */
 export function promptsChanged(S) {
-  bump(S.prompts);
-  S.pending = null;
+  S.pending.delete(S.objects.selectedId);
 }
 
 /** A bundle was handed to the decoder: until it says Ready, "wait for Ready" is true. */
@@ -53,9 +55,10 @@ export function becameReady(S, gen, text) {
   return true;
 }
 
-/** A worker result is for the live bundle and the current prompts. */
-export function isCurrent(S, data) {
-  return data.gen === S.gen && data.promptGen === S.prompts.promptGen;
+/** The object a worker result is for, when it is for the live bundle and that object's current prompts. */
+export function currentObject(S, data) {
+  const object = byId(S.objects, data.objectId);
+  return data.gen === S.gen && object && data.promptGen === object.prompts.promptGen ? object : null;
 }
 
 /** Why a prompt cannot be placed now (the end of a sentence), given what the encode box needs next. */

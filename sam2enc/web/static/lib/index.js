@@ -3,4 +3,5 @@
 export { openBundle } from "./bundle.js";
 export { loadDecoder, segment, promptArrays, sameModel, modelMismatch } from "./decoder.js";
 export { upsampleMask, maskToPng, cutout } from "./masks.js";
+export { rleCounts, compressCounts, decompressCounts, rleEncode, rleDecode, maskBbox, maskArea, cocoDocument } from "./coco.js";
 export { BYTE_LENGTH, FORMAT, INPUT_SIZE, LAYOUT, LOW_RES, MASK_THRESHOLD, VERSION } from "./layout.js";

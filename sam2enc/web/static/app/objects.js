@@ -1,0 +1,94 @@
+// The objects on one photo: each has its own prompts (with their own undo/redo), colour and label; one is
+// selected and takes the clicks. DOM-free (tested with `node --test`): the page draws and decodes, this
+// module decides what "New object", selecting, cycling, renaming and deleting do.
+//
+// There is always at least one object, so that a click always has an object to go to. Each object also
+// holds what the page shows for it (`shown`: its last display mask and what it was decoded for).
+import { emptyPrompts, hasPrompts } from "./prompts.js";
+
+/** An object's colour in the overlay, [r, g, b], by its number: distinct for the first ten. */
+export const COLORS = [
+  [30, 144, 255], [255, 127, 14], [148, 103, 189], [44, 160, 44], [227, 119, 194],
+  [23, 190, 207], [188, 189, 34], [214, 39, 40], [140, 86, 75], [127, 127, 127],
+];
+/** The label an object starts with (its COCO category until renamed). */
+export const DEFAULT_LABEL = "object";
+
+/** The objects of a new photo: one empty object, selected. */
+export function createObjects() {
+  const objects = { list: [], selectedId: 0, nextNumber: 1 };
+  addObject(objects);
+  return objects;
+}
+
+/** "New object": a fresh object after the others, selected; returns it. */
+export function addObject(objects, label = DEFAULT_LABEL) {
+  const number = objects.nextNumber++;
+  const object = {
+    id: number, number, label, color: COLORS[(number - 1) % COLORS.length],
+    prompts: emptyPrompts(), shown: null,
+  };
+  objects.list.push(object);
+  objects.selectedId = object.id;
+  return object;
+}
+
+/** The object that takes the clicks. */
+export function selected(objects) {
+  return objects.list.find((o) => o.id === objects.selectedId);
+}
+
+/** The object with this id, or undefined (deleted, or from another photo). */
+export function byId(objects, id) {
+  return objects.list.find((o) => o.id === id);
+}
+
+/** Select the object with this id; false when there is none. */
+export function select(objects, id) {
+  if (!byId(objects, id)) return false;
+  objects.selectedId = id;
+  return true;
+}
+
+/** Select the next object (`step` 1) or the previous one (-1), wrapping around; returns it. */
+export function cycle(objects, step = 1) {
+  const n = objects.list.length;
+  const at = objects.list.findIndex((o) => o.id === objects.selectedId);
+  const next = objects.list[(((at + step) % n) + n) % n];
+  objects.selectedId = next.id;
+  return next;
+}
+
+/** Rename an object; a blank label is refused (false) and the old one kept. */
+export function rename(objects, id, label) {
+  const object = byId(objects, id);
+  const text = String(label ?? "").trim();
+  if (!object || !text) return false;
+  object.label = text;
+  return true;
+}
+
+/**
+ * Delete an object: the one after it is selected (else the one before); deleting the last one leaves a
+ * fresh empty object. Returns the object now selected.
+ */
+export function remove(objects, id) {
+  const at = objects.list.findIndex((o) => o.id === id);
+  if (at < 0) return selected(objects);
+  objects.list.splice(at, 1);
+  if (!objects.list.length) return addObject(objects);
+  if (objects.selectedId === id) objects.selectedId = objects.list[Math.min(at, objects.list.length - 1)].id;
+  return selected(objects);
+}
+
+/** The objects that have prompts, in order: what "Download COCO" exports. */
+export function annotated(objects) {
+  return objects.list.filter((o) => hasPrompts(o.prompts));
+}
+
+/** The objects whose masks Cutout/Erase and the downloads use: the selected one, or all annotated. */
+export function inScope(objects, scope) {
+  if (scope === "all") return annotated(objects);
+  const current = selected(objects);
+  return hasPrompts(current.prompts) ? [current] : [];
+}
