@@ -17,8 +17,6 @@ Cost: ~1 s encoding coffee.png once, three CLI runs (~3 s each on 2 cores), node
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -32,6 +30,7 @@ from sam2enc import coco
 from sam2enc.__main__ import main
 from sam2enc.bundle import read_bundle
 from sam2enc.pipeline import encode_to_dir
+from tests.node import node_test
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE_TEST = ROOT / "tests" / "js" / "coco.test.mjs"
@@ -342,18 +341,6 @@ def js_fixtures(coffee) -> Path:
     return out / "fixtures.json"
 
 
-def test_js_coco_matches_pycocotools_and_python(js_fixtures):
-    node = shutil.which("node")
-    assert node, "node >= 20 is a test dependency (make install-web)"
-    result = subprocess.run(
-        [node, "--test", "--test-reporter=spec", str(NODE_TEST)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env={**os.environ, "SAM2ENC_COCO_FIXTURES": str(js_fixtures)},
-        timeout=120,
-    )
-    assert result.returncode == 0, f"node --test failed:\n{result.stdout}\n{result.stderr}"
-    print(result.stdout)
-    assert "ℹ fail 0" in result.stdout and "ℹ skipped 0" in result.stdout, result.stdout
-    assert "the document sam2enc/coco.py builds" in result.stdout, "the fixture tests did not run"
+def test_js_coco_matches_pycocotools_and_python(js_fixtures, capsys):
+    node_test("coco.test.mjs", env={"SAM2ENC_COCO_FIXTURES": str(js_fixtures)})
+    assert "the document sam2enc/coco.py builds" in capsys.readouterr().out, "the fixture tests did not run"

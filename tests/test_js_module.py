@@ -9,7 +9,6 @@ tests/js/` checks the module against them (one onnxruntime-web session for every
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import pytest
 from sam2enc.bundle import EMBEDDING_FILE, MANIFEST_FILE, read_bundle
 from sam2enc.decoder import Decoder
 from sam2enc.pipeline import encode_to_dir
+from tests.node import node_test
 from tools import layout_js
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,20 +95,7 @@ def test_layout_js_is_generated_from_bundle_layout():
 
 
 def test_node_module_matches_the_python_decoder(fixtures):
-    node = shutil.which("node")
-    assert node, "node >= 20 is a test dependency (make install-web)"
-    env = {**os.environ, "SAM2ENC_JS_FIXTURES": str(fixtures / "fixtures.json")}
-    result = subprocess.run(
-        [node, "--test", "--test-reporter=spec", str(NODE_TESTS)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=300,
-    )
-    assert result.returncode == 0, f"node --test failed:\n{result.stdout}\n{result.stderr}"
-    print(result.stdout)
-    assert "ℹ skipped 0" in result.stdout and "ℹ fail 0" in result.stdout, result.stdout
+    node_test("decoder.test.mjs", env={"SAM2ENC_JS_FIXTURES": str(fixtures / "fixtures.json")}, timeout=300)
 
 
 def test_cli_refuses_a_bundle_from_another_model(fixtures, models_dir, tmp_path):

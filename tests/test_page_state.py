@@ -3,22 +3,8 @@ deletes, undo, clear, the prompt generation — DOM-free, so it is checked in th
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[1]
-TEST = ROOT / "tests" / "js" / "page_state.test.mjs"
+from tests.node import node_test
 
 
 def test_prompt_list_in_node() -> None:
-    node = shutil.which("node")
-    assert node, "node >= 20 is a test dependency (make install-web)"
-    result = subprocess.run(
-        [node, "--test", "--test-reporter=spec", str(TEST)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )
-    assert result.returncode == 0, f"node --test failed:\n{result.stdout}\n{result.stderr}"
+    node_test("page_state.test.mjs")

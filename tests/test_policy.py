@@ -9,8 +9,6 @@ from __future__ import annotations
 import http.client
 import io
 import json
-import shutil
-import subprocess
 import threading
 import urllib.error
 import urllib.parse
@@ -22,6 +20,7 @@ import pytest
 
 import sam2enc.web.proxy as proxy_module
 from sam2enc.client import token_allowed
+from tests.node import node_test
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY = json.loads((ROOT / "tests" / "fixtures" / "token-policy.json").read_text())
@@ -163,18 +162,5 @@ def test_the_python_proxy_routes_as_the_table_says(case, recorder, proxies):
 
 
 def test_the_hosted_handler_passes_the_table_in_node():
-    """tests/js/*.test.mjs: the policy table, redirects, Prefer, the 100 MB cap, CORS and the log (~2 s)."""
-    node = shutil.which("node")
-    assert node, "node >= 20 is needed for the hosted proxy's tests"
-    files = sorted(str(p) for p in (ROOT / "tests" / "js").glob("*.test.mjs"))
-    result = subprocess.run(
-        [node, "--test", "--test-reporter=tap", *files], cwd=ROOT, capture_output=True, text=True, timeout=120
-    )
-    summary = "\n".join(
-        line for line in result.stdout.splitlines() if line.startswith(("# tests", "# pass", "# fail"))
-    )
-    failures = [line for line in result.stdout.splitlines() if line.startswith("not ok")]
-    assert result.returncode == 0, (
-        f"{summary}\n" + "\n".join(failures) + result.stdout[-4000:] + result.stderr[-2000:]
-    )
-    assert "# fail 0" in result.stdout and len(ROUTES) + len(DOWNLOADS) < int(summary.split()[2]), summary
+    """tests/js/proxy.test.mjs: the policy table, redirects, Prefer, the 100 MB cap, CORS, the log (~2 s)."""
+    assert node_test("proxy.test.mjs") > len(ROUTES) + len(DOWNLOADS)
