@@ -62,7 +62,7 @@ function setStatus(text, kind) {
 const fail = (err) => setStatus(String(err.message || err), "error");
 
 // --- the models this server decodes with ------------------------------------------------------------
-const RANDOM_NOTE = "The models served here have RANDOM WEIGHTS (no exported model in weights/): masks are meaningless. Run `make weights` for real ones.";
+const RANDOM_NOTE = "This decoder has RANDOM WEIGHTS (a test export, not a trained model): masks are meaningless. Export real ones with `make weights` and serve or build the site with them.";
 const config = loadConfig();
 const modelInfo = config.then((c) => fetch(modelUrl(c, "model.json"))).then((r) => (r.ok ? r.json() : null)).catch(() => null).then((info) => {
   S.modelInfo = info;
@@ -405,7 +405,7 @@ function renderObjects() {
     swatch.style.background = `rgb(${o.color.join(", ")})`;
     const count = o.prompts.points.length + (o.prompts.box ? 1 : 0);
     const note = count ? ` · ${count} prompt${count === 1 ? "" : "s"}` : " · empty";
-    chip.append(swatch, `${o.number} ${o.label}`, Object.assign(document.createElement("small"), { textContent: note }));
+    chip.append(swatch, `#${o.number} ${o.label}`, Object.assign(document.createElement("small"), { textContent: note }));
     chip.title = `Object ${o.number} (${o.label}): ${count} prompt${count === 1 ? "" : "s"}${selected ? ", selected" : ""}`;
     chip.addEventListener("click", () => { if (objects.select(S.objects, o.id)) afterSelect(); });
     return chip;
