@@ -17,7 +17,6 @@ Cost: ~1 s encoding coffee.png once, three CLI runs (~3 s each on 2 cores), node
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from sam2enc import coco
 from sam2enc.__main__ import main
 from sam2enc.bundle import read_bundle
 from sam2enc.pipeline import encode_to_dir
+from tests.helpers import cli
 from tests.node import node_test
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -160,16 +160,6 @@ def test_document_loads_in_pycocotools(coffee, tmp_path):
         assert (api.annToMask(ann) == mask).all()
         assert ann["bbox"] == coco.bbox(mask) and ann["area"] == mask.sum() and ann["iscrowd"] == 0
         assert ann["sam2enc"] == {"points": obj["points"], "box": obj["box"]}
-
-
-def cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "sam2enc", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-    )
 
 
 def test_cli_decodes_every_object_and_remakes_its_own_document(coffee, models_dir, decoder, tmp_path):

@@ -14,6 +14,7 @@ from sam2enc.bundle import TENSORS, read_bundle
 from sam2enc.export import relative_l2
 from sam2enc.pipeline import encode_to_dir
 from tests.conftest import upright_rgb
+from tests.helpers import iou
 
 FEATURE_TOLERANCE = 1e-3
 LOGIT_TOLERANCE = 5e-3
@@ -50,11 +51,6 @@ def reference_predict(predictor, prompt: dict):
         point_coords=coords, point_labels=labels, box=box, multimask_output=True, return_logits=True
     )
     return logits, scores, low_res
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
 @pytest.fixture(scope="module")

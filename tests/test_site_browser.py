@@ -20,12 +20,11 @@ import sys
 import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
 from sam2enc.bundle import parse_bundle
 from sam2enc.web.__main__ import main
+from tests.helpers import iou, png_mask
 from tests.web.browser import Browser, in_ci, missing
 
 pytestmark = [pytest.mark.browser, pytest.mark.server]
@@ -114,20 +113,6 @@ def open_recorded(browser: Browser, url: str) -> None:
 
 def seen(browser: Browser) -> list[tuple[str, str, int]]:
     return [tuple(r) for r in browser.call("return ctx.seen") if r[1].startswith("http")]
-
-
-def png_mask(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        assert image.mode == "L", image.mode
-        values = np.asarray(image)
-    assert set(np.unique(values)) <= {0, 255}, np.unique(values)
-    return values == 255
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    assert a.shape == b.shape, (a.shape, b.shape)
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
 def assert_clean(server: FileServer, browser: Browser, base: str, first: int) -> list[tuple[str, str, int]]:

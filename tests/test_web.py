@@ -32,6 +32,7 @@ from sam2enc.decoder import prompt_arrays, upsample_logits
 from sam2enc.pipeline import encode
 from sam2enc.web import assets
 from sam2enc.web.proxy import serve
+from tests.helpers import iou, png_mask
 from tests.replicate_standin import ReplicateStandIn
 from tests.web.browser import Browser, in_ci, missing
 
@@ -93,20 +94,6 @@ def url(app, **query) -> str:
 def expected(decoder, bundle: Bundle, points, box=None) -> np.ndarray:
     prediction = decoder.predict(bundle, points=points, box=box)
     return prediction.masks[prediction.best]
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    assert a.shape == b.shape, (a.shape, b.shape)
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0
-
-
-def png_mask(path: Path) -> np.ndarray:
-    with Image.open(path) as image:
-        assert image.mode == "L", image.mode  # 8-bit grayscale, as `sam2enc decode` writes
-        values = np.asarray(image)
-    assert set(np.unique(values)) <= {0, 255}, np.unique(values)
-    return values == 255
 
 
 def record(name: str, row: dict, report) -> None:

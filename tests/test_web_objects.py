@@ -29,6 +29,7 @@ from sam2enc.bundle import write_bundle
 from sam2enc.pipeline import encode
 from sam2enc.web import assets
 from sam2enc.web.proxy import serve
+from tests.helpers import iou
 from tests.web.browser import Browser, in_ci, missing
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,12 +72,6 @@ def coffee(photos, encoder, tmp_path_factory):
 def expected(decoder, bundle, points, box=None) -> np.ndarray:
     prediction = decoder.predict(bundle, points=points, box=box)
     return prediction.masks[prediction.best]
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    assert a.shape == b.shape, (a.shape, b.shape)
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0
 
 
 def objects(browser) -> list[dict]:
