@@ -21,6 +21,7 @@ from .cuda import cuda_diagnosis
 from .errors import ModelError, ProviderError
 from .modeldir import ENCODER_FILE, ModelInfo
 from .precision import check_precision, cuda_options, fp16_encoder, precision_from_env
+from .preprocess import preprocess
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +32,8 @@ CPU = "CPUExecutionProvider"
 # ONNX Runtime's CUDA provider computes fp32 convolutions and matmuls in TF32 by default. Measured on an
 # H100 (tools/bench_gpu.py): features off SAM2's fp32 model by 8.1e-4 (tiny) / 8.7e-4 (large) relative L2
 # with TF32, 2.3e-5 / 2.4e-5 without, for 11.6 → 16.9 ms (tiny) / 35 → 71 ms (large) of a ~160 ms
-# prediction that is mostly JPEG decoding. Parity is the promise, so IEEE fp32 it is.
-CUDA_OPTIONS = {"use_tf32": "0"}
+# prediction that is mostly JPEG decoding. Parity is the promise, so IEEE fp32 it is (precision.py
+# owns the rule: ``cuda_options("fp32")`` unless SAM2ENC_PRECISION asks for tf32 or fp16).
 
 
 def device_from_env() -> str:
@@ -76,7 +77,7 @@ def create_session(
             ort.preload_dlls()  # CUDA/cuDNN from the nvidia-* wheels, when present
         except Exception as exc:
             log.debug("onnxruntime.preload_dlls() failed: %s", exc)
-    providers = [(CUDA, cuda or CUDA_OPTIONS), CPU] if want_cuda and CUDA in available else [CPU]
+    providers = [(CUDA, cuda or cuda_options("fp32")), CPU] if want_cuda and CUDA in available else [CPU]
     session = ort.InferenceSession(str(path), session_options(threads, spinning), providers=providers)
     if want_cuda and session.get_providers()[0] != CUDA:
         reason = cuda_diagnosis(has_provider=CUDA in available)
@@ -122,8 +123,9 @@ class Encoder:
         )
         if precision != "fp32" and self.provider != CUDA:
             log.warning("precision %s needs CUDA, which did not load: serving fp32", precision)
+            if precision == "fp16":  # tf32 already runs encoder.onnx, whose CPU session ignores use_tf32
+                self.session = create_session(self.models_dir / ENCODER_FILE, device, threads, spinning=False)
             precision = "fp32"
-            self.session = create_session(self.models_dir / ENCODER_FILE, device, threads, spinning=False)
         self.precision = precision
         self.graph = None
         if preprocessing == "graph" or (preprocessing == "auto" and self.provider == CUDA):
@@ -146,7 +148,7 @@ class Encoder:
     @property
     def model(self) -> dict:
         """The manifest's ``model`` entry."""
-        return {"name": self.info.model, "checkpointSha256": self.info.checkpoint_sha256}
+        return self.info.identity
 
     @property
     def preprocessing(self) -> str:
@@ -164,8 +166,6 @@ class Encoder:
         (host preprocessing) or an OrtValue on the encoder's device (graph preprocessing)."""
         if self.graph is not None:
             return self.graph(image)
-        from .preprocess import preprocess
-
         return preprocess(image)
 
     def run(self, image: np.ndarray | ort.OrtValue) -> dict[str, np.ndarray]:

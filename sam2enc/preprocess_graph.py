@@ -48,7 +48,7 @@ _ORIENTATION_AXES: dict[Image.Transpose | None, tuple[bool, bool, bool]] = {
 }
 
 
-@lru_cache(maxsize=16)
+@lru_cache(maxsize=2)  # the two axes of one photo; GraphPreprocessor keeps its own per-size cache
 def aa_weights(input_size: int, output_size: int = INPUT_SIZE) -> np.ndarray:
     """(output_size, input_size) float32: row i holds the weights of output pixel i, as aten computes them.
 
