@@ -113,3 +113,20 @@ def test_cli_refuses_a_bundle_from_another_model(fixtures, models_dir, tmp_path)
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert "sam2.1_hiera_large" in lines[0] and "sam2.1_hiera_tiny" in lines[0], lines[0]
     assert not (tmp_path / "mask.png").exists()
+
+
+def test_the_packed_package_holds_every_export():
+    """What `npm install --install-links` (README) gets: `npm pack --dry-run` lists every file that
+    package.json's exports name, with a version, and none of the repository's tests or Python."""
+    npm = shutil.which("npm")
+    assert npm, "npm is a test dependency (make install-web)"
+    result = subprocess.run(
+        [npm, "pack", "--dry-run", "--json"], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    packed = {f["path"] for f in json.loads(result.stdout)[0]["files"]}
+    manifest = json.loads((ROOT / "package.json").read_text())
+    targets = {t.removeprefix("./") for entry in manifest["exports"].values() for t in entry.values()}
+    assert targets <= packed, sorted(targets - packed)
+    assert {"sam2enc/web/static/lib/decoder.js", "sam2enc/web/static/lib/layout.js"} <= packed
+    assert not any(p.startswith("tests/") or p.endswith(".py") for p in packed), sorted(packed)

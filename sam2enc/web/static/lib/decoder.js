@@ -59,7 +59,7 @@ async function resolve(source) {
   try {
     return new URL(source, globalThis.location?.href); // absolute, or relative to the page
   } catch {
-    const { pathToFileURL } = await import("node:url"); // Node: a file path, relative to the cwd
+    const { pathToFileURL } = await import(/* webpackIgnore: true */ /* @vite-ignore */ "node:url"); // Node: a file path, relative to the cwd
     return pathToFileURL(source);
   }
 }
@@ -71,7 +71,7 @@ async function readBytes(url) {
     if (!response.ok) throw new Error(`${url} could not be fetched (HTTP ${response.status})`);
     return new Uint8Array(await response.arrayBuffer());
   }
-  const { readFile } = await import("node:fs/promises");
+  const { readFile } = await import(/* webpackIgnore: true */ /* @vite-ignore */ "node:fs/promises");
   return new Uint8Array(await readFile(url));
 }
 

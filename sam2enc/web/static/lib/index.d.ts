@@ -73,7 +73,7 @@ export interface Decoder {
 
 export interface LoadDecoderOptions {
   /** Parsed model.json; required when `source` is the graph's bytes, else fetched beside the URL. */
-  modelInfo?: ModelInfo;
+  modelInfo?: ModelInfo | string;
   /** onnxruntime-web execution providers, in order of preference (default ["wasm"]). */
   executionProviders?: string[];
   /** The onnxruntime-web namespace (module workers cannot use import maps); default: import("onnxruntime-web"). */
