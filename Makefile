@@ -41,6 +41,7 @@ browser:
 	else \
 		echo "chromium not found: install Chromium or Chrome for the browser tests (Debian/Ubuntu: sudo apt-get install chromium; macOS: brew install --cask chromium)"; \
 	fi
+
 web: venv node_modules/.package-lock.json  ## the browser app + token proxy on 127.0.0.1:8000 (models from weights/, else random: loudly)
 	$(PY) -m sam2enc.web serve --models-dir $(MODELS_DIR) --random-if-missing
 
