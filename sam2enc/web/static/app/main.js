@@ -62,7 +62,7 @@ function setStatus(text, kind) {
 const fail = (err) => setStatus(String(err.message || err), "error");
 
 // --- the models this server decodes with ------------------------------------------------------------
-const RANDOM_NOTE = "This decoder has RANDOM WEIGHTS (a test export, not a trained model): masks are meaningless. Export real ones with `make weights` and serve or build the site with them.";
+const RANDOM_NOTE = "RANDOM WEIGHTS (a test export): masks are meaningless. Real ones come from `make weights`.";
 const config = loadConfig();
 const modelInfo = config.then((c) => fetch(modelUrl(c, "model.json"))).then((r) => (r.ok ? r.json() : null)).catch(() => null).then((info) => {
   S.modelInfo = info;
