@@ -1,10 +1,16 @@
 """Cog entry point: a thin shell over sam2enc. The work happens in sam2enc/service.py."""
 
+import asyncio
 import logging
 
-from cog import BaseRunner, Input, Path
+from cog import BaseRunner, Input, Path, concurrent
 
 from sam2enc.service import EncoderService
+
+# Predictions this worker accepts at once (cog.yaml's concurrency.max says the same; a test holds them
+# equal). They overlap one photo's decoding on the CPU with another's encoder on the GPU; the encoder
+# itself takes one photo at a time (sam2enc/pipeline.py).
+MAX_CONCURRENCY = 4
 
 
 class Predictor(BaseRunner):
@@ -18,7 +24,8 @@ class Predictor(BaseRunner):
         _log_to_stderr()
         self.service = EncoderService()
 
-    def run(
+    @concurrent(max=MAX_CONCURRENCY)
+    async def run(
         self,
         image: Path = Input(
             description="Photo to encode (JPEG, PNG, WebP, GIF, BMP, TIFF, AVIF; EXIF orientation is "
@@ -26,7 +33,7 @@ class Predictor(BaseRunner):
         ),
     ) -> list[Path]:
         """Return [embedding.bin, manifest.json]: the SAM2 feature bundle for the browser decoder."""
-        files = self.service.encode(image)
+        files = await asyncio.to_thread(self.service.encode, image)
         return [Path(files.embedding), Path(files.manifest)]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 
@@ -127,6 +128,9 @@ class Encoder:
                 self.session = create_session(self.models_dir / ENCODER_FILE, device, threads, spinning=False)
             precision = "fp32"
         self.precision = precision
+        # One photo on the device at a time (pipeline.py): concurrent runs of one session would split
+        # the GPU (or the CPU's cores) between them and hold two sets of activations for no throughput.
+        self.device_lock = threading.Lock()
         self.graph = None
         if preprocessing == "graph" or (preprocessing == "auto" and self.provider == CUDA):
             from .preprocess_graph import GraphPreprocessor

@@ -25,7 +25,7 @@ from .pipeline import Timings, encode_to_dir
 log = logging.getLogger(__name__)
 
 # Newest prediction directories kept on disk; older ones are deleted. Must exceed the number of
-# predictions whose files can still be uploading at once (Cog runs one at a time here).
+# predictions whose files can still be uploading at once (predict.py's MAX_CONCURRENCY, 4).
 KEEP_PREDICTIONS = 16
 UPLOAD_NAME = "the uploaded image"  # Cog hands us a temporary file name that means nothing to users
 

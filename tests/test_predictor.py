@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -27,15 +28,20 @@ def predictor(models_dir):
     return runner
 
 
+def predict(predictor, image) -> list[Path]:
+    """Cog awaits the async run(): so do we, on a fresh event loop."""
+    return asyncio.run(predictor.run(image=Path(image)))
+
+
 def test_returns_the_two_files_by_name(predictor, photos):
-    embedding, manifest = predictor.run(image=Path(photos["rocket"]))
+    embedding, manifest = predict(predictor, photos["rocket"])
     assert isinstance(embedding, Path) and isinstance(manifest, Path)
     assert (embedding.name, manifest.name) == (EMBEDDING_FILE, MANIFEST_FILE)
     assert embedding.parent == manifest.parent
 
 
 def test_bundle_is_byte_identical_to_the_library(predictor, photos, encoder, tmp_path):
-    embedding, manifest = predictor.run(image=Path(photos["chelsea_exif6"]))
+    embedding, manifest = predict(predictor, photos["chelsea_exif6"])
     reference = write_bundle(encode(photos["chelsea_exif6"], encoder), tmp_path / "ref")
     assert embedding.read_bytes() == (reference / EMBEDDING_FILE).read_bytes()
     served, ours = json.loads(manifest.read_text()), json.loads((reference / MANIFEST_FILE).read_text())
@@ -44,8 +50,8 @@ def test_bundle_is_byte_identical_to_the_library(predictor, photos, encoder, tmp
 
 
 def test_each_prediction_gets_its_own_directory(predictor, photos):
-    first, _ = predictor.run(image=Path(photos["rocket"]))
-    second, _ = predictor.run(image=Path(photos["coffee"]))
+    first, _ = predict(predictor, photos["rocket"])
+    second, _ = predict(predictor, photos["coffee"])
     assert first.parent != second.parent
     assert read_bundle(first.parent).original_width == 640
     assert read_bundle(second.parent).original_width == 600
@@ -56,7 +62,7 @@ def test_a_failed_prediction_leaves_nothing_behind(predictor, photos, tmp_path):
     bad = tmp_path / "upload"
     bad.write_bytes(photos["rocket"].read_bytes()[:5000])  # a JPEG cut off mid-download
     with pytest.raises(ImageError, match="the uploaded image could not be decoded: truncated"):
-        predictor.run(image=Path(bad))
+        predict(predictor, bad)
     assert set(predictor.service.root.iterdir()) == before
 
 
@@ -64,7 +70,7 @@ def test_disk_use_stays_bounded_over_many_predictions(predictor, photos, monkeyp
     import sam2enc.service as service
 
     monkeypatch.setattr(service, "KEEP_PREDICTIONS", 3)
-    outputs = [predictor.run(image=Path(photos["chelsea_exif6"]))[0] for _ in range(6)]
+    outputs = [predict(predictor, photos["chelsea_exif6"])[0] for _ in range(6)]
     remaining = list(predictor.service.root.iterdir())
     assert len(remaining) == 3
     assert all(out.exists() for out in outputs[-3:])  # the newest ones, possibly still uploading

@@ -8,14 +8,17 @@ inline as data: URIs, as with a local `cog predict`).
 from __future__ import annotations
 
 import base64
+import itertools
 import json
 import threading
 import time
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+import yaml
 
 from sam2enc.bundle import EMBEDDING_FILE, MANIFEST_FILE, parse_bundle
 from sam2enc.pipeline import encode
@@ -31,6 +34,7 @@ class FileHost:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.uploads: dict[str, bytes] = {}
+        self.counter = itertools.count()
         host = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -42,8 +46,12 @@ class FileHost:
                 self.wfile.write(body or b"")
 
             def do_PUT(self):
-                host.uploads[self.path] = self.rfile.read(int(self.headers["Content-Length"]))
-                self.send_response(200)
+                # Replicate's file service answers with where it stored the file (Location); two
+                # predictions upload the same names at once, so each upload gets a place of its own.
+                path = f"{self.path.rsplit('/', 1)[0]}/{next(host.counter)}/{self.path.rsplit('/', 1)[1]}"
+                host.uploads[path] = self.rfile.read(int(self.headers["Content-Length"]))
+                self.send_response(201)
+                self.send_header("Location", f"{host.url}{path}")
                 self.end_headers()
 
             def log_message(self, *args):
@@ -61,9 +69,14 @@ def host():
     h.server.shutdown()
 
 
+# The image runs with cog.yaml's concurrency.max as COG_MAX_CONCURRENCY (the stub server ignores cog.yaml).
+COG_YAML = yaml.safe_load((ROOT / "cog.yaml").read_text())
+CONCURRENCY = {"COG_MAX_CONCURRENCY": str(COG_YAML["concurrency"]["max"])}
+
+
 @pytest.fixture(scope="module")
 def upload_server(models_dir, host):
-    proc, url = start_server(models_dir, "--upload-url", f"{host.url}/uploads/")
+    proc, url = start_server(models_dir, "--upload-url", f"{host.url}/uploads/", env=CONCURRENCY)
     yield url
     proc.terminate()
     proc.wait(10)
@@ -123,6 +136,30 @@ def test_data_uri_in_uploaded_files_out(upload_server, host, photos, encoder):
     assert files[EMBEDDING_FILE] == encode(photos["rocket"], encoder).to_bytes()
     assert (bundle.original_width, bundle.original_height) == (640, 427)
     assert "encoded on CPUExecutionProvider" in body["logs"]
+
+
+def test_two_predictions_at_once_each_get_their_own_bundle(upload_server, host, photos, encoder):
+    """Replicate sends up to concurrency.max predictions to one worker: none is refused (409) and
+    none gets the other's bundle."""
+    names = ["rocket", "coffee"]
+    start = threading.Barrier(len(names))
+
+    def predict(name: str) -> dict:
+        start.wait()
+        request = urllib.request.Request(
+            f"{upload_server}/predictions",
+            json.dumps({"input": {"image": data_uri(photos[name])}}).encode(),
+            {"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=120) as response:  # a 409 raises here
+            return json.load(response)
+
+    with ThreadPoolExecutor(len(names)) as pool:
+        bodies = dict(zip(names, pool.map(predict, names)))
+    for name, body in bodies.items():
+        assert body["status"] == "succeeded", body
+        files = by_name(body["output"], lambda u: host.uploads[u.removeprefix(host.url)])
+        assert files[EMBEDDING_FILE] == encode(photos[name], encoder).to_bytes(), name
 
 
 def test_url_in(upload_server, host, photos, encoder):

@@ -8,6 +8,7 @@ show that every step runs, not to segment.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import sys
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
     predictor = Predictor()
     predictor.setup()
-    embedding, manifest = predictor.run(image=CogPath(PHOTO))
+    embedding, manifest = asyncio.run(predictor.run(image=CogPath(PHOTO)))  # as Cog awaits it
     bundle = read_bundle(embedding.parent)
     print(f"bundle: {embedding} ({embedding.stat().st_size:,} bytes) + {manifest.name}")
 
