@@ -84,13 +84,15 @@ bench: install  ## every step side by side, the browser latency table, then the 
 	$(PY) -m tools.bench_roundtrip
 
 # On a machine with an NVIDIA GPU (driver >= 580 for CUDA 13): a venv with onnxruntime-gpu and the CUDA 13 +
-# cuDNN 9 libraries from pip (its [cuda,cudnn] extras), then the GPU table into docs/bench-gpu-<gpu>.json.
+# cuDNN 9 libraries from pip (its [cuda,cudnn] extras) and nvJPEG (GPU JPEG decoding), then the GPU table into
+# docs/bench-gpu-<gpu>.json.
 GPU_VENV := .venv-gpu
 $(GPU_VENV)/.installed: requirements-dev.txt requirements-serve.txt
 	$(PYTHON) -m venv $(GPU_VENV)
 	grep -v '^onnxruntime==' requirements-dev.txt > $(GPU_VENV)/requirements.txt
 	$(GPU_VENV)/bin/pip install -q -r $(GPU_VENV)/requirements.txt \
-		"$$(grep '^onnxruntime-gpu==' requirements-serve.txt | sed 's/==/[cuda,cudnn]==/')"
+		"$$(grep '^onnxruntime-gpu==' requirements-serve.txt | sed 's/==/[cuda,cudnn]==/')" \
+		"$$(grep '^nvidia-nvjpeg==' requirements-serve.txt)"
 	SAM2_BUILD_CUDA=0 $(GPU_VENV)/bin/pip install -q --no-deps --no-build-isolation sam2==1.1.0
 	touch $@
 

@@ -20,6 +20,8 @@ import onnxruntime as ort
 from .bundle import INPUT_SIZE, TENSORS
 from .cuda import cuda_diagnosis
 from .errors import ModelError, ProviderError
+from .gpu_decode import DecodedJpeg, JpegDecoder, decode_from_env, gpu_jpeg_decoder
+from .image import LoadedImage, load_image
 from .modeldir import ENCODER_FILE, ModelInfo
 from .precision import check_precision, cuda_options, fp16_encoder, precision_from_env
 from .preprocess import preprocess
@@ -107,7 +109,10 @@ class Encoder:
         threads: int | None = None,
         precision: str | None = None,
         preprocessing: str = "auto",
+        jpeg: JpegDecoder | None = None,
     ) -> None:
+        """``jpeg``: a JpegDecoder to decode JPEGs with (tests pass nvImageCodec's CPU backend); by
+        default the GPU's, when the graph runs on CUDA and ``$SAM2ENC_DECODE`` is not ``pillow``."""
         start = time.perf_counter()
         self.models_dir = Path(models_dir)
         self.info = ModelInfo.read(self.models_dir)
@@ -137,6 +142,12 @@ class Encoder:
 
             providers = [(CUDA, cuda_options("fp32")), CPU] if self.provider == CUDA else [CPU]
             self.graph = GraphPreprocessor(providers)
+        # JPEGs decoded on the GPU where they are resized (gpu_decode.py): CUDA and the graph only.
+        if jpeg is not None and self.graph is None:
+            raise ValueError("a JpegDecoder feeds the preprocessing graph: pass preprocessing='graph'")
+        self.jpeg: JpegDecoder | None = jpeg
+        if jpeg is None and self.graph is not None and self.provider == CUDA and decode_from_env() == "auto":
+            self.jpeg = gpu_jpeg_decoder()
         outputs = {o.name for o in self.session.get_outputs()}
         if outputs != set(TENSORS):
             raise ModelError(f"{ENCODER_FILE} outputs {sorted(outputs)}, expected {sorted(TENSORS)}")
@@ -157,6 +168,19 @@ class Encoder:
     @property
     def preprocessing(self) -> str:
         return "graph" if self.graph is not None else "host"
+
+    @property
+    def decoding(self) -> str:
+        """Who decodes JPEGs: "gpu" (nvJPEG), "nvimgcodec-cpu" (tests) or "pillow"."""
+        if self.jpeg is None:
+            return "pillow"
+        return "nvimgcodec-cpu" if self.jpeg.device_id is None else "gpu"
+
+    def load(self, source: str | os.PathLike | bytes, name: str | None = None) -> LoadedImage | DecodedJpeg:
+        """Decode an upload for this encoder: ``image.load_image``, or JPEGs by the GPU decoder."""
+        if self.jpeg is not None:
+            return self.jpeg.load(source, name)
+        return load_image(source, name)
 
     def warm_up(self) -> float:
         """One run on a blank image, so that the first user does not pay for kernel selection."""

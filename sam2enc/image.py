@@ -45,7 +45,7 @@ ORIENTATIONS = {
     7: Image.Transpose.TRANSVERSE,
     8: Image.Transpose.ROTATE_90,
 }
-_SWAPS_AXES = {
+SWAPS_AXES = {
     Image.Transpose.TRANSPOSE,
     Image.Transpose.TRANSVERSE,
     Image.Transpose.ROTATE_90,
@@ -68,11 +68,11 @@ class LoadedImage:
 
     @property
     def width(self) -> int:
-        return self.pixels.height if self.orientation in _SWAPS_AXES else self.pixels.width
+        return self.pixels.height if self.orientation in SWAPS_AXES else self.pixels.width
 
     @property
     def height(self) -> int:
-        return self.pixels.width if self.orientation in _SWAPS_AXES else self.pixels.height
+        return self.pixels.width if self.orientation in SWAPS_AXES else self.pixels.height
 
     @property
     def rgb(self) -> np.ndarray:
@@ -86,11 +86,7 @@ def load_image(source: str | os.PathLike | bytes, name: str | None = None) -> Lo
 
     ``name`` is how error messages refer to the input (default: the file name).
     """
-    data = _read_bytes(source)
-    if name is None:
-        name = "the upload" if isinstance(source, bytes) else Path(source).name
-    if not data:
-        raise ImageError(f"{name} is empty (0 bytes)")
+    data, name = read_upload(source, name)
     try:
         with Image.open(io.BytesIO(data), formats=FORMATS) as img:
             _check_size(img, name)
@@ -108,6 +104,32 @@ def load_image(source: str | os.PathLike | bytes, name: str | None = None) -> Lo
     except (OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:
         raise ImageError(f"{name} could not be decoded: truncated or corrupted ({exc})") from None
     return LoadedImage(pixels=pixels, orientation=orientation, format=fmt, source_mode=source_mode)
+
+
+def read_upload(source: str | os.PathLike | bytes, name: str | None = None) -> tuple[bytes, str]:
+    """An upload's bytes and how messages name it; raises ImageError for a missing, empty or huge file."""
+    data = _read_bytes(source)
+    if name is None:
+        name = "the upload" if isinstance(source, bytes) else Path(source).name
+    if not data:
+        raise ImageError(f"{name} is empty (0 bytes)")
+    return data, name
+
+
+def plain_jpeg_orientation(data: bytes, name: str) -> tuple[bool, Image.Transpose | None]:
+    """Read the header only: (True, orientation) for a complete 8-bit YCbCr JPEG within the limits,
+    which a GPU decoder can take; (False, None) for anything else, which ``load_image`` decodes (and
+    names the problem, if there is one). Raises ImageError for a JPEG over the size limits, like
+    ``load_image``, so that both paths refuse the same uploads with the same words."""
+    try:
+        with Image.open(io.BytesIO(data), formats=("JPEG",)) as img:
+            _check_size(img, name)
+            plain = img.format == "JPEG" and img.mode == "RGB" and data.endswith(b"\xff\xd9")
+            return plain, ORIENTATIONS.get(img.getexif().get(0x0112)) if plain else None
+    except ImageError:
+        raise
+    except Exception:  # not a JPEG, or a header Pillow cannot read: load_image says which
+        return False, None
 
 
 def _read_bytes(source: str | os.PathLike | bytes) -> bytes:

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from .bundle import Bundle, write_bundle
 from .encoder import Encoder
-from .image import load_image
 
 
 @dataclass
@@ -48,7 +47,7 @@ def encode(
     in-graph preprocessing, ``preprocess`` is the graph's run on the device, inside the lock."""
     timings = timings if timings is not None else Timings()
     start = time.perf_counter()
-    image = load_image(source, name)
+    image = encoder.load(source, name)
     start = timings.add("decode", start)
     on_host = encoder.preprocessing == "host"
     if on_host:

@@ -28,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from .bundle import INPUT_SIZE
+from .gpu_decode import DecodedJpeg
 from .image import LoadedImage
 from .preprocess import MEAN, STD
 
@@ -173,18 +174,24 @@ class GraphPreprocessor:
         self._weights: OrderedDict[tuple, dict] = OrderedDict()
         self._lock = threading.Lock()
 
-    def __call__(self, image: LoadedImage | np.ndarray):
-        """A loaded image (stored pixels + orientation), or an upright (H, W, 3) uint8 array → OrtValue
-        (1, 3, 1024, 1024) float32 on this preprocessor's device."""
+    def __call__(self, image: LoadedImage | DecodedJpeg | np.ndarray):
+        """A loaded image (stored pixels + orientation; a GPU-decoded JPEG is bound where it lies), or
+        an upright (H, W, 3) uint8 array → OrtValue (1, 3, 1024, 1024) float32 on this device."""
+        binding = self.session.io_binding()
         if isinstance(image, np.ndarray):
             if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
                 raise ValueError(f"expected an (H, W, 3) uint8 array, got {image.dtype} {image.shape}")
-            pixels, orientation = np.ascontiguousarray(image), None
+            (height, width, _), orientation = image.shape, None
+            binding.bind_cpu_input(PIXELS, np.ascontiguousarray(image))
+        elif isinstance(image, DecodedJpeg) and image.on_device:
+            (height, width, _), orientation = image.stored_shape, image.orientation
+            address = image.pixels.__cuda_array_interface__["data"][0]
+            binding.bind_input(PIXELS, "cuda", 0, np.uint8, list(image.stored_shape), address)
         else:
             pixels, orientation = np.asarray(image.pixels, dtype=np.uint8), image.orientation
-        binding = self.session.io_binding()
-        binding.bind_cpu_input(PIXELS, pixels)
-        for name, value in self._weights_for(pixels.shape[0], pixels.shape[1], orientation).items():
+            (height, width, _) = pixels.shape
+            binding.bind_cpu_input(PIXELS, pixels)
+        for name, value in self._weights_for(height, width, orientation).items():
             binding.bind_ortvalue_input(name, value)
         binding.bind_output(OUTPUT, self.device)
         self.session.run_with_iobinding(binding)

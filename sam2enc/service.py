@@ -62,11 +62,13 @@ class EncoderService:
         if info.random_weights:
             log.warning("%s carries RANDOM weights: its bundles are meaningless", models_dir)
         log.info(
-            "sam2enc ready: %s, %s on %s, %s preprocessing (session %.2f s, warm-up %.2f s, setup %.2f s)",
+            "sam2enc ready: %s, %s on %s, %s preprocessing, JPEGs decoded by %s "
+            "(session %.2f s, warm-up %.2f s, setup %.2f s)",
             info.model,
             self.encoder.precision,
             self.encoder.provider,
             self.encoder.preprocessing,
+            self.encoder.decoding,
             self.encoder.setup_seconds,
             warm,
             self.setup_seconds,

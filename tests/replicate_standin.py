@@ -117,6 +117,7 @@ class ReplicateStandIn:
         self.headers: dict[tuple[str, str], dict[str, str]] = {}
         self.violations: list[str] = []
         self.finished: dict[str, threading.Event] = {}
+        self.created: dict[str, dict] = {}  # each prediction as its create answered (no sync window)
         self.encoded: dict[str, dict[str, bytes]] = {}
         self.in_flight = 0
         self._lock = threading.Lock()
@@ -255,6 +256,9 @@ class ReplicateStandIn:
             self.finished[pid] = threading.Event()
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            # What the create answers without a sync window: the prediction as it was created. (Sending
+            # the live dict let a fast run thread finish first, so the answer already said succeeded.)
+            self.created[pid] = json.loads(json.dumps(prediction))
         threading.Thread(target=self._run, args=(prediction, image, deadline), daemon=True).start()
         return prediction
 
@@ -422,7 +426,7 @@ class ReplicateStandIn:
                     return self._problem(422, "Input validation failed", "- (root): image is required")
                 prediction = standin._create(request, *target, cancel_after)
                 if wait is None:
-                    return self._send(201, prediction)
+                    return self._send(201, standin.created[prediction["id"]])
                 standin.finished[prediction["id"]].wait(wait * standin.wait_scale)
                 with standin._lock:  # a snapshot: the run thread may be finishing it right now
                     answer = json.loads(json.dumps(prediction))

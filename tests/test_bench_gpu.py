@@ -56,3 +56,7 @@ def test_the_gpu_bench_runs_end_to_end_on_the_cpu_provider(models_dir, tmp_path)
     assert any(n.startswith("fp16") and v["max_relative_l2"] < 3e-3 for n, v in encoder.items())
     assert row["predict_12MP"]["p50_ms"] > row["preprocess_12MP"]["p50_ms"] > 0
     assert row["preprocess_12MP_host"]["p50_ms"] > 0
+    assert row["predict_12MP_max_relative_l2"] < 1e-3  # the whole served path, decode included
+    assert row["decode_12MP"]["decoder"] == "pillow"  # the CPU keeps Pillow: its pixels are Pillow's
+    assert row["decode_12MP"]["pixels_vs_pillow"] == {"max_abs": 0, "mean_abs": 0.0}
+    assert set(row["throughput_12MP"]["photos_per_s"]) == {"concurrency 1", "concurrency 4"}

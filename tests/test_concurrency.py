@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-import sam2enc.pipeline as pipeline
 from sam2enc.bundle import read_bundle
 from sam2enc.pipeline import encode
 from sam2enc.service import EncoderService
@@ -50,7 +49,7 @@ def test_one_photo_decodes_while_another_holds_the_encoder(service, photos, monk
     outside the device lock. (Inside it, the first photo would wait for a decode that cannot start.)"""
     first_in_encoder, second_decoded = threading.Event(), threading.Event()
     overlapped = []
-    real_run, real_load = service.encoder.run, pipeline.load_image
+    real_run, real_load = service.encoder.run, service.encoder.load
 
     def run(pixels):
         if not first_in_encoder.is_set():
@@ -65,7 +64,7 @@ def test_one_photo_decodes_while_another_holds_the_encoder(service, photos, monk
         return image
 
     monkeypatch.setattr(service.encoder, "run", run)
-    monkeypatch.setattr(pipeline, "load_image", load_image)
+    monkeypatch.setattr(service.encoder, "load", load_image)
     with ThreadPoolExecutor(2) as pool:
         first = pool.submit(service.encode, photos["coffee"])
         assert first_in_encoder.wait(timeout=60)

@@ -114,6 +114,26 @@ def test_cog_yaml_cuda_major_is_the_one_the_pinned_onnxruntime_gpu_needs(serve_p
     assert str(COG_YAML["build"]["cudnn"]).split(".")[0] == cudnn_major
 
 
+def test_the_gpu_jpeg_decoder_needs_the_same_cuda_and_stays_out_of_the_way_without_it(serve_python):
+    """nvJPEG (sam2enc/gpu_decode.py) comes as a wheel: its libnvjpeg.so major must be cog.yaml's CUDA.
+    Without a GPU, asking for the decoder gives None (Pillow decodes), never an exception."""
+    found = json.loads(
+        run_in(
+            serve_python,
+            "import json, importlib.util, pathlib; "
+            "spec = importlib.util.find_spec('nvidia'); "
+            "dirs = [pathlib.Path(d) for d in spec.submodule_search_locations]; "
+            "libs = [p.name for d in dirs for p in d.rglob('libnvjpeg.so.*')]; "
+            "from sam2enc.gpu_decode import gpu_jpeg_decoder; "
+            "print(json.dumps([libs, gpu_jpeg_decoder() is None]))",
+        )
+    )
+    libraries, fell_back = found
+    majors = {m.group(1) for name in libraries if (m := re.fullmatch(r"libnvjpeg\.so\.(\d+)", name))}
+    assert majors == {str(COG_YAML["build"]["cuda"]).split(".")[0]}, libraries
+    assert fell_back
+
+
 def image_environment() -> dict[str, str]:
     """cog.yaml's build.environment, as the image sets it."""
     return dict(item.split("=", 1) for item in COG_YAML["build"].get("environment", []))

@@ -11,7 +11,8 @@ phone JPEG (EXIF orientation 6):
   is available — fed by the in-graph preprocessing (preprocess.onnx, on the device) and I/O binding:
   relative L2 of the served bundle features (fp16) to the reference, encoder p50/p95;
 - the served candidate, marked "(served)": the fastest whose relative L2 is at most half the bf16 row's;
-- the whole ``predict()`` (EncoderService with that precision) and its decode+preprocess on the 12 MP
+- the whole ``predict()`` (EncoderService with that precision), its decode+preprocess, the decode alone
+  (GPU nvImageCodec against Pillow: time and pixel distance) and photos/s from 1 and 4 threads on the 12 MP
   JPEG, next to today's host (Pillow) preprocessing.
 
 Writes docs/bench-gpu-<gpu>.json (``--json`` to change). ``--device cpu --sizes tiny --runs 2`` runs the
@@ -173,6 +174,7 @@ def serve_rule(encoder_rows: dict) -> str | None:
 
 def bench_model(models: Path, jpeg: Path, device: str, runs: int) -> dict:
     from sam2enc.image import load_image
+    from sam2enc.pipeline import encode
     from sam2enc.preprocess import preprocess
     from sam2enc.service import EncoderService
 
@@ -188,13 +190,17 @@ def bench_model(models: Path, jpeg: Path, device: str, runs: int) -> dict:
     precisions: dict[str, str] = {}
     for name, precision, provider in candidates:
         try:
+            start = time.perf_counter()
             session, graph = candidate(models, precision, provider, device)
+            session_s = round(time.perf_counter() - start, 2)
         except Exception as exc:  # an optional EP that does not load is a row that says so, not a crash
             rows[name] = {"skipped": f"{type(exc).__name__}: {exc}"}
             continue
         run = encoder_runner(session, graph(loaded))
         rows[name] = {
             "provider": session.get_providers()[0],
+            # setup cost; for TensorRT the first run builds the engine, later ones load it from the cache
+            "session_s": session_s,
             **percentiles(timed(run, runs, warmup=min(3, runs))),
             "max_relative_l2": max_error(run(), reference),
         }
@@ -217,16 +223,54 @@ def bench_model(models: Path, jpeg: Path, device: str, runs: int) -> dict:
     encoder = service.encoder
     result["predict_provider"] = encoder.provider
     result["predict_preprocessing"] = encoder.preprocessing
+    result["predict_decoding"] = encoder.decoding
     predict_runs = max(1, runs // 2)
     result["predict_12MP"] = percentiles(timed(lambda: service.encode(jpeg), predict_runs, warmup=1))
-    result["preprocess_12MP"] = percentiles(timed(lambda: encoder.preprocess(load_image(jpeg)), predict_runs))
+    result["predict_12MP_max_relative_l2"] = max_error(encode(jpeg, encoder).features, reference)
+    served_preprocess = lambda: encoder.preprocess(encoder.load(jpeg))  # noqa: E731
+    result["preprocess_12MP"] = percentiles(timed(served_preprocess, predict_runs))
     result["preprocess_12MP_host"] = percentiles(timed(lambda: preprocess(load_image(jpeg)), predict_runs))
+    result["decode_12MP"] = decode_rows(encoder, jpeg, loaded, predict_runs)
+    result["throughput_12MP"] = throughput(service, jpeg, predict_runs)
     print(
-        f"  predict() 12 MP ({precision}, {encoder.preprocessing} preprocessing): {result['predict_12MP']}; "
-        f"decode+preprocess {result['preprocess_12MP']}, host {result['preprocess_12MP_host']}",
+        f"  predict() 12 MP ({precision}, {encoder.preprocessing} preprocessing, {encoder.decoding} "
+        f"decoding): {result['predict_12MP']}; decode+preprocess {result['preprocess_12MP']}, host "
+        f"{result['preprocess_12MP_host']}; decode {result['decode_12MP']}; {result['throughput_12MP']}",
         flush=True,
     )
     return result
+
+
+def decode_rows(encoder, jpeg: Path, pillow, runs: int) -> dict:
+    """The served decoder against Pillow on the 12 MP JPEG: time, and how far its pixels land."""
+    from sam2enc.image import load_image
+
+    served = encoder.load(jpeg)
+    difference = np.abs(served.rgb.astype(np.int16) - pillow.rgb.astype(np.int16))
+    distance = {"max_abs": int(difference.max()), "mean_abs": round(float(difference.mean()), 4)}
+    return {
+        "decoder": encoder.decoding,
+        "served": percentiles(timed(lambda: encoder.load(jpeg), runs)),
+        "pillow": percentiles(timed(lambda: load_image(jpeg), runs)),
+        "pixels_vs_pillow": distance,
+    }
+
+
+def throughput(service, jpeg: Path, runs: int) -> dict:
+    """Photos per second through EncoderService.encode from 1 and from MAX_CONCURRENCY threads (Cog's
+    concurrent predictions): the pipeline overlaps one photo's decode with another's encoder."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from predict import MAX_CONCURRENCY
+
+    rates = {}
+    for threads in (1, MAX_CONCURRENCY):
+        photos = max(threads, runs)
+        with ThreadPoolExecutor(threads) as pool:
+            start = time.perf_counter()
+            list(pool.map(lambda _: service.encode(jpeg), range(photos)))
+        rates[f"concurrency {threads}"] = round(photos / (time.perf_counter() - start), 2)
+    return {"photos_per_s": rates}
 
 
 def print_table(rows: list[dict]) -> None:
@@ -245,6 +289,12 @@ def print_table(rows: list[dict]) -> None:
             (f"  of which decode+{row['predict_preprocessing']} preprocessing", _p(row["preprocess_12MP"]))
         )
         lines.append(("  decode+host preprocessing (Pillow)", _p(row["preprocess_12MP_host"])))
+        decode = row["decode_12MP"]
+        lines.append((f"  decode alone: {decode['decoder']}", _p(decode["served"])))
+        off = decode["pixels_vs_pillow"]
+        lines.append(("  decode alone: Pillow", _p(decode["pillow"]) + f"; served pixels off by {off}"))
+        rates = ", ".join(f"{k}: {v}" for k, v in row["throughput_12MP"]["photos_per_s"].items())
+        lines.append(("photos/s, 12 MP JPEG", rates))
         width = max(len(label) for label, _ in lines)
         print(f"  {'':<{width}}  p50 / p95")
         for label, value in lines:
