@@ -181,10 +181,27 @@ def test_two_objects_export_coco_that_the_cli_remakes(browser, app, coffee, deco
     assert [o["selected"] for o in objects(browser)] == [False, False, True]
     browser.key("]")
     assert [o["selected"] for o in objects(browser)] == [True, False, False]
+    with_cup = browser.canvas_mask()
     browser.call("await ctx.page.click('#delete-object')")
     listed = objects(browser)
     assert [(o["number"], o["selected"]) for o in listed] == [(2, True), (3, False)], listed
     assert iou(browser.canvas_mask(), saucer_mask) >= 0.999  # object 1's mask went with it
+
+    # a delete costs nothing: "Undo delete", or Ctrl+Z right after the delete, puts object 1 back
+    assert browser.call("return ctx.page.textContent('#undo-delete')") == "Undo delete (#1 cup)"
+    browser.screenshot(REPORTS / "web-objects-deleted.png")
+    for put_back in ("await ctx.page.click('#undo-delete')", "await ctx.page.keyboard.press('Control+z')"):
+        browser.call(put_back)
+        browser.settled()
+        listed = objects(browser)
+        assert [(o["number"], o["selected"]) for o in listed] == [(1, True), (2, False), (3, False)], put_back
+        assert iou(browser.canvas_mask(), with_cup) >= 0.999, put_back
+        assert browser.call("return ctx.page.isHidden('#undo-delete')")
+        browser.call("await ctx.page.click('#delete-object')")
+        browser.call("await ctx.page.focus('#mask-canvas')")
+    browser.key("Control+z")
+    browser.key("Control+z")  # the delete was put back; this one undoes a prompt edit of object 1
+    assert [o["number"] for o in objects(browser)] == [1, 2, 3]
 
 
 def test_two_objects_by_touch(browser, app, coffee, decoder):

@@ -2,7 +2,7 @@
 // (app/state.js), DOM-free. Run by tests/test_page_objects.py.
 import assert from "node:assert/strict";
 import test from "node:test";
-import { addObject, annotated, COLORS, createObjects, cycle, inScope, remove, rename, select, selected } from "../../sam2enc/web/static/app/objects.js";
+import { addObject, annotated, COLORS, createObjects, cycle, inScope, lastDeleted, remove, rename, restore, select, selected } from "../../sam2enc/web/static/app/objects.js";
 import { click, clear, redo, undo } from "../../sam2enc/web/static/app/prompts.js";
 import { createState, currentObject, retire } from "../../sam2enc/web/static/app/state.js";
 
@@ -81,4 +81,44 @@ test("a decode result lands on its own object, never on another or a deleted one
   assert.equal(S.objects.list.length, 1);
   assert.equal(S.pending.size, 0);
   assert.deepEqual(S.prompts.points, []);
+});
+
+test("undo delete puts the object back where it was, prompts and history included", () => {
+  const o = createObjects();
+  click(o.list[0].prompts, [10, 10], [10, 10], 1, 1);
+  const second = addObject(o);
+  click(second.prompts, [20, 20], [20, 20], 1, 1);
+  click(second.prompts, [30, 30], [30, 30], 1, 1);
+  addObject(o);
+  second.shown = { mask: "old" };
+  remove(o, second.id);
+  assert.deepEqual(o.list.map((x) => x.number), [1, 3]);
+  assert.equal(lastDeleted(o), second);
+  assert.equal(restore(o), second);
+  assert.deepEqual(o.list.map((x) => x.number), [1, 2, 3]); // where it was
+  assert.equal(selected(o), second);
+  assert.deepEqual(second.prompts.points.map((p) => p.slice(0, 2)), [[20, 20], [30, 30]]);
+  assert.equal(second.prompts.history.length, 2); // its own undo still works
+  assert.equal(second.shown, null); // decoded again for the view as it is now
+  assert.equal(restore(o), null); // nothing more to put back
+});
+
+test("undo delete of the only object drops the empty stand-in, not one the user has used", () => {
+  const o = createObjects();
+  const only = o.list[0];
+  click(only.prompts, [10, 10], [10, 10], 1, 1);
+  remove(o, only.id);
+  assert.equal(o.list.length, 1);
+  restore(o);
+  assert.deepEqual(o.list.map((x) => x.number), [1]);
+  remove(o, only.id);
+  click(selected(o).prompts, [5, 5], [5, 5], 1, 1); // the stand-in got a click: it stays
+  restore(o);
+  assert.deepEqual(o.list.map((x) => x.number), [1, 3]);
+  assert.equal(selected(o), only);
+  // deleted several times: put back newest first
+  remove(o, only.id);
+  remove(o, 3);
+  assert.equal(restore(o).number, 3);
+  assert.equal(restore(o).number, 1);
 });

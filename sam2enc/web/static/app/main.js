@@ -302,6 +302,9 @@ function updateButtons() {
   $("save-bundle").disabled = !S.saved;
   $("undo").disabled = !S.prompts.history.length;
   $("redo").disabled = !S.prompts.future.length;
+  const deleted = objects.lastDeleted(S.objects);
+  $("undo-delete").hidden = !deleted;
+  if (deleted) $("undo-delete").textContent = `Undo delete (#${deleted.number} ${deleted.label})`;
 }
 
 // --- layout: the photo fits the window with the prompt tools under it; masks at display resolution -------
@@ -346,6 +349,7 @@ function drawUi() {
 
 // --- prompts ----------------------------------------------------------------------------------------------
 function afterEdit() {
+  S.justDeleted = false;
   promptsChanged(S);
   if (S.ready && ["error", "refused"].includes($("status").dataset.state)) setStatus(S.readyText, "ready");
   drawUi();
@@ -354,7 +358,9 @@ function afterEdit() {
   if (prompts.hasPrompts(S.prompts)) schedule("prompt");
   else { S.object.shown = null; render(); }
 }
-const undo = () => prompts.undo(S.prompts) && afterEdit();
+// Ctrl/Cmd+Z right after "Delete object" puts the object back; otherwise it undoes the selected object's
+// last prompt edit.
+const undo = () => (S.justDeleted ? restoreObject() : prompts.undo(S.prompts) && afterEdit());
 const redo = () => prompts.redo(S.prompts) && afterEdit();
 const clearPrompts = () => prompts.clear(S.prompts) && afterEdit();
 $("undo").addEventListener("click", undo);
@@ -364,6 +370,7 @@ $("clear").addEventListener("click", clearPrompts);
 // --- objects: each with its own prompts, mask, colour and label; the selected one takes the clicks ------
 /** The selection (or the list) changed: the page follows, and a mask missing after a resize is decoded. */
 function afterSelect() {
+  S.justDeleted = false;
   S.hover = null;
   S.drag = null;
   drawUi();
@@ -382,9 +389,16 @@ function deleteObject() {
   S.pending.delete(id);
   objects.remove(S.objects, id);
   afterSelect();
+  S.justDeleted = true; // the next Ctrl/Cmd+Z puts it back
+}
+function restoreObject() {
+  if (!objects.restore(S.objects)) return false;
+  afterSelect();
+  return true;
 }
 $("new-object").addEventListener("click", newObject);
 $("delete-object").addEventListener("click", deleteObject);
+$("undo-delete").addEventListener("click", restoreObject);
 $("object-label").addEventListener("input", () => {
   if (objects.rename(S.objects, S.objects.selectedId, $("object-label").value)) renderObjects();
 });

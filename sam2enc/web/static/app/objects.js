@@ -16,7 +16,8 @@ export const DEFAULT_LABEL = "object";
 
 /** The objects of a new photo: one empty object, selected. */
 export function createObjects() {
-  const objects = { list: [], selectedId: 0, nextNumber: 1 };
+  // deleted: what "Undo delete" puts back, newest last: { object, at, placeholderId }
+  const objects = { list: [], selectedId: 0, nextNumber: 1, deleted: [] };
   addObject(objects);
   return objects;
 }
@@ -70,15 +71,44 @@ export function rename(objects, id, label) {
 
 /**
  * Delete an object: the one after it is selected (else the one before); deleting the last one leaves a
- * fresh empty object. Returns the object now selected.
+ * fresh empty object. The object is kept, prompts and history included, for `restore`: a delete costs
+ * the user nothing. Returns the object now selected.
  */
 export function remove(objects, id) {
   const at = objects.list.findIndex((o) => o.id === id);
   if (at < 0) return selected(objects);
-  objects.list.splice(at, 1);
-  if (!objects.list.length) return addObject(objects);
+  const [object] = objects.list.splice(at, 1);
+  const record = { object, at, placeholderId: null };
+  objects.deleted.push(record);
+  if (!objects.list.length) {
+    record.placeholderId = addObject(objects).id;
+    return selected(objects);
+  }
   if (objects.selectedId === id) objects.selectedId = objects.list[Math.min(at, objects.list.length - 1)].id;
   return selected(objects);
+}
+
+/** The object "Undo delete" would put back, or undefined. */
+export function lastDeleted(objects) {
+  return objects.deleted.at(-1)?.object;
+}
+
+/**
+ * "Undo delete": put the last deleted object back where it was, selected, with its prompts and their
+ * history; the empty object that deleting the last one made goes again if it is still empty. Its mask
+ * is decoded again (`shown` cleared: the view may have changed size since). Returns it, or null.
+ */
+export function restore(objects) {
+  const record = objects.deleted.pop();
+  if (!record) return null;
+  const placeholder = byId(objects, record.placeholderId);
+  if (placeholder && !hasPrompts(placeholder.prompts) && !placeholder.prompts.history.length) {
+    objects.list.splice(objects.list.indexOf(placeholder), 1);
+  }
+  objects.list.splice(Math.min(record.at, objects.list.length), 0, record.object);
+  record.object.shown = null;
+  objects.selectedId = record.object.id;
+  return record.object;
 }
 
 /** The objects that have prompts, in order: what "Download COCO" exports. */

@@ -10,7 +10,7 @@ import { byId, createObjects, selected } from "./objects.js";
 export function createState() {
   return {
     gen: 0, ready: false, loading: null, readyText: "", width: 0, height: 0, photo: null, source: null,
-    saved: null, objects: createObjects(), drag: null, hover: null, cursor: null,
+    saved: null, objects: createObjects(), justDeleted: false, drag: null, hover: null, cursor: null,
     inflight: null, pending: new Map(), nextId: 1, exports: new Map(),
     seq: 0, dropped: 0, timings: [], fileName: null,
     backend: null, view: "overlay", scope: "selected", display: { cssW: 0, cssH: 0, w: 0, h: 0, dpr: 1 },
@@ -33,7 +33,7 @@ export function retire(S) {
   S.gen += 1;
   Object.assign(S, {
     ready: false, loading: null, photo: null, saved: null, drag: null, hover: null, cursor: null,
-    width: 0, height: 0, fileName: null, objects: createObjects(),
+    width: 0, height: 0, fileName: null, objects: createObjects(), justDeleted: false,
   });
   S.pending.clear();
   return S.gen;
