@@ -49,12 +49,13 @@ def test_the_site_holds_the_page_the_runtime_the_decoder_and_the_demo(built, mod
         "vendor/ort/ort-wasm-simd-threaded.mjs",
         "vendor/ort/ort-wasm-simd-threaded.wasm",
     }, "only what the worker loads and that fits: the WebGPU build's WASM is over 25 MiB"
-    for name in ("decoder.onnx", "decoder_hires.onnx", "model.json"):
+    for name in ("decoder.onnx", "model.json"):
         assert (built / "models" / name).read_bytes() == (models_dir / name).read_bytes()
+    assert not (built / "models" / "decoder_hires.onnx").exists(), "the page never loads it"
     assert not [name for name in found if name.endswith(("encoder.onnx", ".pt"))], "no encoder, no checkpoint"
     host = {"_headers", "vercel.json", "config.json", ".nojekyll", "index.html", "demos/index.json"}
     demo = {f"demos/astronaut/{n}" for n in ("photo.jpg", "embedding.bin", "manifest.json")}
-    assert set(found) == page | ort | host | demo | {f"models/{n}" for n in assets.MODEL_FILES}
+    assert set(found) == page | ort | host | demo | {"models/decoder.onnx", "models/model.json"}
 
 
 def test_no_file_is_over_25_mib(built):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from ..modeldir import DECODER_FILE, DECODER_HIRES_FILE, MODEL_INFO_FILE
+from ..modeldir import DECODER_FILE, MODEL_INFO_FILE
 from . import assets
 
 log = logging.getLogger(__name__)
@@ -167,9 +167,14 @@ def _runtime_files(dist: Path, entry: str) -> list[Path]:
     return found
 
 
+# What the page loads: decoder_hires.onnx (the JS module's ``hires`` option) is not, and would add a
+# decoder's size (~20 MB for large) to every deploy.
+SITE_MODEL_FILES = (DECODER_FILE, MODEL_INFO_FILE)
+
+
 def _copy_models(models_dir: Path, target: Path) -> None:
     target.mkdir(parents=True)
-    for name in (DECODER_FILE, DECODER_HIRES_FILE, MODEL_INFO_FILE):
+    for name in SITE_MODEL_FILES:
         if (models_dir / name).is_file():
             shutil.copy2(models_dir / name, target / name)
 
