@@ -21,6 +21,8 @@ def test_served_is_the_fastest_within_half_of_sam2_bf16():
     assert serve_rule(rows) == "tf32"
     rows["fp16"]["max_relative_l2"] = 2e-3  # exactly half: allowed
     assert serve_rule(rows) == "fp16"
+    rows["fp16 + CUDA graph"] = {"p50_ms": 24.0, "max_relative_l2": 2e-3, "servable": False}
+    assert serve_rule(rows) == "fp16", "measured, but EncoderService cannot serve it yet"
     rows[BF16_ROW]["max_relative_l2"] = 1e-4
     assert serve_rule(rows) is None
 
