@@ -472,3 +472,31 @@ class ReplicateStandIn:
                 return None
 
         return Handler
+
+
+def standin_fixture(token: str):
+    """This test module's stand-in, started once per module: ``standin = standin_fixture(TOKEN)``."""
+    import pytest
+
+    @pytest.fixture(scope="module", name="standin")
+    def fixture(models_dir):
+        api = ReplicateStandIn(models_dir, token)
+        yield api
+        api.close()
+
+    return fixture
+
+
+def checked_api_fixture(name: str = "api"):
+    """The module's stand-in for one test: afterwards it is reset, and nothing the test sent or was
+    answered may have broken Replicate's schema. ``api = checked_api_fixture()``."""
+    import pytest
+
+    @pytest.fixture(name=name)
+    def fixture(standin):
+        standin.take_violations()
+        yield standin
+        standin.reset()
+        assert standin.take_violations() == [], "a request or answer broke Replicate's schema"
+
+    return fixture

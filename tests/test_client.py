@@ -25,25 +25,21 @@ from sam2enc.client import (
 )
 from sam2enc.errors import ImageError
 from sam2enc.pipeline import encode
-from tests.replicate_standin import OFFICIAL_VERSION, VERSION, ReplicateStandIn
+from tests.replicate_standin import (
+    OFFICIAL_VERSION,
+    VERSION,
+    ReplicateStandIn,
+    checked_api_fixture,
+    standin_fixture,
+)
 
 TOKEN = "r8_test_token_0123456789"
 
 
-@pytest.fixture(scope="module")
-def standin(models_dir):
-    api = ReplicateStandIn(models_dir, TOKEN)
-    yield api
-    api.close()
+standin = standin_fixture(TOKEN)
 
 
-@pytest.fixture
-def replicate_api(standin, monkeypatch):
-    """The shared stand-in; after each test, nothing sent or answered may have broken the schema."""
-    standin.take_violations()
-    yield standin
-    standin.reset()
-    assert standin.take_violations() == []
+replicate_api = checked_api_fixture("replicate_api")
 
 
 @pytest.fixture(scope="module")

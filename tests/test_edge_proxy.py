@@ -24,7 +24,7 @@ import pytest
 
 from sam2enc.bundle import parse_bundle
 from sam2enc.pipeline import encode
-from tests.replicate_standin import VERSION, ReplicateStandIn
+from tests.replicate_standin import VERSION, checked_api_fixture, standin_fixture
 
 pytestmark = pytest.mark.server
 
@@ -33,11 +33,7 @@ TOKEN = "r8_edge_secret_token_never_printed_9"
 APP = "https://app.example"
 
 
-@pytest.fixture(scope="module")
-def standin(models_dir):
-    api = ReplicateStandIn(models_dir, TOKEN)
-    yield api
-    api.close()
+standin = standin_fixture(TOKEN)
 
 
 @pytest.fixture(scope="module")
@@ -68,12 +64,7 @@ def edge(standin):
     assert re.search(r"^(GET|POST|PUT) /api/\S* \d{3}$", out, re.M), f"one line per request: {out}"
 
 
-@pytest.fixture
-def api(standin):
-    standin.reset()
-    standin.take_violations()
-    yield standin
-    assert standin.take_violations() == [], "a request or answer broke Replicate's schema"
+api = checked_api_fixture()
 
 
 def call(url: str, method: str = "GET", body: bytes | None = None, token: str | None = TOKEN, **headers: str):

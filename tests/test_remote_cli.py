@@ -24,7 +24,7 @@ from sam2enc.bundle import EMBEDDING_FILE, read_bundle
 from sam2enc.errors import Sam2EncError
 from sam2enc.remote import Job, Progress, plan
 from tests.conftest import ROOT, skimage_data
-from tests.replicate_standin import ReplicateStandIn
+from tests.replicate_standin import ReplicateStandIn, checked_api_fixture, standin_fixture
 
 pytestmark = pytest.mark.server
 
@@ -32,11 +32,7 @@ TOKEN = "r8_batch_secret_token_0123456789"
 CREATE = ("POST", "/v1/predictions")
 
 
-@pytest.fixture(scope="module")
-def standin(models_dir):
-    api = ReplicateStandIn(models_dir, TOKEN)
-    yield api
-    api.close()
+standin = standin_fixture(TOKEN)
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +48,7 @@ def shoot(tmp_path_factory, photos, standin) -> Path:
     return folder
 
 
-@pytest.fixture
-def api(standin):
-    standin.take_violations()
-    yield standin
-    standin.reset()
-    assert standin.take_violations() == []
+api = checked_api_fixture()
 
 
 def cli(api: ReplicateStandIn, *args: object, token: str | None = TOKEN) -> subprocess.CompletedProcess:

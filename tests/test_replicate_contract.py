@@ -12,7 +12,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from tests import replicate_contract as contract
-from tests.replicate_standin import VERSION, ReplicateStandIn
+from tests.replicate_standin import VERSION, ReplicateStandIn, checked_api_fixture, standin_fixture
 
 TOKEN = "r8_contract_token"
 
@@ -98,19 +98,10 @@ def test_the_checker_names_requests_that_do_not_fit():
     assert no_token == ["GET /v1/models/a/b: no `Authorization: Bearer <token>` (bearerAuth)"]
 
 
-@pytest.fixture(scope="module")
-def standin(models_dir):
-    api = ReplicateStandIn(models_dir, TOKEN)
-    yield api
-    api.close()
+standin = standin_fixture(TOKEN)
 
 
-@pytest.fixture
-def api(standin):
-    standin.take_violations()
-    yield standin
-    standin.reset()
-    assert standin.take_violations() == []
+api = checked_api_fixture()
 
 
 def send(api: ReplicateStandIn, method: str, path: str, body: object = None, **headers: str):
