@@ -150,3 +150,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         for tier in _TIERS.get(item.module.__name__.rsplit(".", 1)[-1], ()):
             item.add_marker(tier)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless chromium driven by playwright-core (tests/web/browser.py), one per test module."""
+    from tests.web.browser import Browser
+
+    chromium = Browser()
+    yield chromium
+    chromium.close()

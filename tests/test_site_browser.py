@@ -92,13 +92,6 @@ def server(pages):
     served.close()
 
 
-@pytest.fixture(scope="module")
-def browser():
-    chromium = Browser()
-    yield chromium
-    chromium.close()
-
-
 def open_recorded(browser: Browser, url: str) -> None:
     """A fresh page on ``url`` with every request of the page and its worker recorded (ctx.seen)."""
     browser.open("about:blank")

@@ -67,13 +67,6 @@ def app(models_dir, standin):
 
 
 @pytest.fixture(scope="module")
-def browser():
-    chromium = Browser()
-    yield chromium
-    chromium.close()
-
-
-@pytest.fixture(scope="module")
 def on_disk(photos, encoder, tmp_path_factory) -> dict[str, tuple[Bundle, list[str]]]:
     """Bundles written by sam2enc itself, saved the way a browser renames repeated downloads."""
     out = {}
@@ -109,7 +102,20 @@ def open_disk(browser, app, files, **query) -> dict:
     return browser.ready()
 
 
+def retry_queued_then_cancel(browser, standin) -> None:
+    """Retry with the right token while Replicate keeps the prediction queued, then press Cancel."""
+    standin.delay = 30
+    browser.call("await ctx.page.fill('#token', args.t); await ctx.page.click('#retry')", t=TOKEN)
+    browser.call(
+        "await ctx.page.waitForFunction(() => "
+        "/starting|processing/.test(document.querySelector('#remote-status').textContent))"
+    )
+    browser.call("await ctx.page.click('#cancel')")
+
+
 # --- the tool, as the hidden check uses it ------------------------------------------------------------
+
+
 def test_prompts_download_and_cutout_equal_the_python_decoder(
     browser, app, on_disk, decoder, models_dir, tmp_path, report
 ):
@@ -358,13 +364,7 @@ def test_encode_on_replicate_cancel_retry_and_a_failed_second_encode(
     assert not browser.call("return ctx.page.isDisabled('#retry')")
 
     # Cancel a queued prediction: stops polling, cancels it upstream; Retry then encodes
-    standin.delay = 30
-    browser.call("await ctx.page.fill('#token', args.t); await ctx.page.click('#retry')", t=TOKEN)
-    browser.call(
-        "await ctx.page.waitForFunction(() => "
-        "/starting|processing/.test(document.querySelector('#remote-status').textContent))"
-    )
-    browser.call("await ctx.page.click('#cancel')")
+    retry_queued_then_cancel(browser, standin)
     browser.call("await ctx.page.waitForTimeout(300)")
     state = browser.state()
     assert state["remote"] == "Canceled." and not state["ready"], state
@@ -735,13 +735,7 @@ def test_no_wait_for_ready_when_ready_cannot_come(browser, app, standin, photos)
     browser.call("await ctx.page.click('#encode')")  # fails: wrong token
     assert "Replicate refused" in browser.call("return ctx.ready()")["status"]
     assert "Retry" in click_says()
-    standin.delay = 30
-    browser.call("await ctx.page.fill('#token', args.t); await ctx.page.click('#retry')", t=TOKEN)
-    browser.call(
-        "await ctx.page.waitForFunction(() => "
-        "/starting|processing/.test(document.querySelector('#remote-status').textContent))"
-    )
-    browser.call("await ctx.page.click('#cancel')")
+    retry_queued_then_cancel(browser, standin)
     assert "Encode" in click_says()
     standin.reset()
 

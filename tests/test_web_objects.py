@@ -30,7 +30,7 @@ from sam2enc.pipeline import encode
 from sam2enc.web import assets
 from sam2enc.web.proxy import serve
 from tests.helpers import iou
-from tests.web.browser import Browser, in_ci, missing
+from tests.web.browser import in_ci, missing
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "build" / "test-reports"
@@ -52,13 +52,6 @@ def app(models_dir):
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{proxy.server_address[1]}/?backend=wasm"
     proxy.shutdown()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    chromium = Browser()
-    yield chromium
-    chromium.close()
 
 
 @pytest.fixture(scope="module")
