@@ -20,7 +20,7 @@ import onnxruntime as ort
 from .bundle import INPUT_SIZE, TENSORS
 from .cuda import cuda_diagnosis
 from .errors import ModelError, ProviderError
-from .gpu_decode import DecodedJpeg, JpegDecoder, decode_from_env, gpu_jpeg_decoder
+from .gpu_decode import DecodedJpeg, JpegDecoder, check_photo, decode_from_env, gpu_jpeg_decoder
 from .image import LoadedImage, load_image
 from .modeldir import ENCODER_FILE, ModelInfo
 from .precision import check_precision, cuda_options, fp16_encoder, precision_from_env
@@ -112,7 +112,7 @@ class Encoder:
         jpeg: JpegDecoder | None = None,
     ) -> None:
         """``jpeg``: a JpegDecoder to decode JPEGs with (tests pass nvImageCodec's CPU backend); by
-        default the GPU's, when the graph runs on CUDA and ``$SAM2ENC_DECODE`` is not ``pillow``."""
+        default the GPU's, when the graph runs on CUDA and ``$SAM2ENC_DECODE`` allows it (gpu_decode.py)."""
         start = time.perf_counter()
         self.models_dir = Path(models_dir)
         self.info = ModelInfo.read(self.models_dir)
@@ -146,8 +146,8 @@ class Encoder:
         if jpeg is not None and self.graph is None:
             raise ValueError("a JpegDecoder feeds the preprocessing graph: pass preprocessing='graph'")
         self.jpeg: JpegDecoder | None = jpeg
-        if jpeg is None and self.graph is not None and self.provider == CUDA and decode_from_env() == "auto":
-            self.jpeg = gpu_jpeg_decoder()
+        if jpeg is None and self.graph is not None and self.provider == CUDA:
+            self.jpeg = gpu_jpeg_decoder(decode_from_env())
         outputs = {o.name for o in self.session.get_outputs()}
         if outputs != set(TENSORS):
             raise ModelError(f"{ENCODER_FILE} outputs {sorted(outputs)}, expected {sorted(TENSORS)}")
@@ -183,10 +183,17 @@ class Encoder:
         return load_image(source, name)
 
     def warm_up(self) -> float:
-        """One run on a blank image, so that the first user does not pay for kernel selection."""
+        """One run on a blank image, so that the first user does not pay for kernel selection; and the
+        JPEG decoder's whole path (decode, bind, preprocess) once, else Pillow decodes."""
         start = time.perf_counter()
         blank = np.zeros((INPUT_SIZE, INPUT_SIZE, 3), dtype=np.uint8)
         self.run(self.preprocess(blank))
+        if self.jpeg is not None:
+            try:
+                self.preprocess(self.jpeg.load(check_photo(), "the decoder check photo"))
+            except Exception as exc:
+                log.warning("JPEG decoding stays on the CPU (Pillow): the GPU path failed (%s)", exc)
+                self.jpeg = None
         return time.perf_counter() - start
 
     def preprocess(self, image):

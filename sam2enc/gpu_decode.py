@@ -12,14 +12,21 @@ What stays with Pillow (``image.load_image``), so that every upload is checked a
   does not end in an EOI marker), and any JPEG that nvImageCodec cannot decode: Pillow then decodes it,
   or names what is wrong with it.
 
-Parity: nvImageCodec is asked for libjpeg's fancy chroma upsampling, which Pillow uses. Its libjpeg-turbo
-CPU backend gives pixels identical to Pillow's (tests/test_gpu_decode.py runs it on the CPU); how far
-nvJPEG's GPU decode lands from Pillow's pixels is measured by ``make bench-gpu`` ("decode" rows).
+Parity first. SAM2's predictor is compared on Pillow's pixels, and the encoder is sensitive to them:
+measured with the random-weight tiny, one level of difference on 10% of the pixels moves the features
+by 1.4e-3 (gravel, 12 MP) to 2.7e-3 (rocket), over the 1e-3 promise. So at setup the decoder must turn a
+check photo made here into Pillow's exact pixels, and run through the preprocessing graph, before it
+decodes any upload (``SAM2ENC_DECODE=auto``, the default); otherwise Pillow decodes and the log says by
+how many levels it missed. ``SAM2ENC_DECODE=gpu`` takes it whatever its distance (logged),
+``pillow`` never. nvImageCodec is asked for libjpeg's fancy chroma upsampling, which Pillow uses; its
+libjpeg-turbo CPU backend gives Pillow's exact pixels (tests/test_gpu_decode.py runs it here); nvJPEG's
+distance on the GPU is measured by ``make bench-gpu`` ("decode" rows) — pending a GPU.
 """
 
 from __future__ import annotations
 
 import ctypes
+import io
 import logging
 import os
 from dataclasses import dataclass
@@ -32,7 +39,9 @@ from .image import SWAPS_AXES, LoadedImage, load_image, plain_jpeg_orientation, 
 
 log = logging.getLogger(__name__)
 
-DECODERS = ("auto", "pillow")  # $SAM2ENC_DECODE: auto = the GPU's when it loads, else Pillow
+# $SAM2ENC_DECODE: auto = the GPU's when it gives Pillow's exact pixels on the check photo; gpu = the
+# GPU's whenever it loads; pillow = never.
+DECODERS = ("auto", "gpu", "pillow")
 DECODE_ENV = "SAM2ENC_DECODE"
 # libjpeg's default chroma upsampling (what Pillow gets); nvImageCodec's own default is the faster,
 # blockier one.
@@ -145,10 +154,47 @@ def _stream_synchronize():
     return synchronize
 
 
-def gpu_jpeg_decoder(device_id: int = 0) -> JpegDecoder | None:
-    """The GPU decoder when nvImageCodec and nvJPEG load on this machine; else None (one log line why)."""
+def check_photo() -> bytes:
+    """A 1024×768 JPEG made here, the same on every machine: colour ramps under fine noise, 4:2:0 chroma,
+    quality 90 — every IDCT coefficient and the chroma upsampling in use."""
+    rng = np.random.default_rng(21)
+    y, x = np.mgrid[0:768, 0:1024]
+    ramps = np.stack([x / 4, y / 3, (x + y) / 7], axis=-1) % 256
+    rgb = np.clip(ramps + rng.normal(0, 24, ramps.shape), 0, 255).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(rgb).save(out, "JPEG", quality=90, subsampling=2)
+    return out.getvalue()
+
+
+def pixel_distance(decoder: JpegDecoder) -> tuple[int, float]:
+    """How far ``decoder`` lands from Pillow on the check photo: (max, mean) levels over all samples."""
+    data = check_photo()
+    ours = decoder.load(data, "the decoder check photo")
+    if not isinstance(ours, DecodedJpeg):
+        raise RuntimeError("it left the check photo to Pillow")
+    difference = np.abs(ours.rgb.astype(np.int16) - load_image(data).rgb.astype(np.int16))
+    return int(difference.max()), float(difference.mean())
+
+
+def gpu_jpeg_decoder(mode: str = "auto", make=lambda: JpegDecoder(0)) -> JpegDecoder | None:
+    """The GPU decoder when nvImageCodec loads and (``auto``) gives Pillow's exact pixels on the check
+    photo; else None, with one log line saying why: Pillow decodes."""
+    if mode == "pillow":
+        return None
     try:
-        return JpegDecoder(device_id)
-    except Exception as exc:  # not installed, no nvJPEG, no CUDA runtime: Pillow decodes
+        decoder = make()
+        worst, mean = pixel_distance(decoder)
+    except Exception as exc:  # not installed, no nvJPEG, no CUDA runtime
         log.warning("JPEG decoding stays on the CPU (Pillow): nvImageCodec did not load (%s)", exc)
         return None
+    if worst and mode == "auto":
+        log.warning(
+            "JPEG decoding stays on the CPU (Pillow): nvJPEG's pixels differ from Pillow's by up to %d "
+            "levels (mean %.4f) on the check photo, which would move the features past the parity "
+            "promise (SAM2ENC_DECODE=gpu takes it anyway)",
+            worst,
+            mean,
+        )
+        return None
+    log.info("JPEGs decoded on the GPU (nvJPEG): check photo off Pillow by max %d, mean %.4f", worst, mean)
+    return decoder

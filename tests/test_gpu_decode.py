@@ -15,7 +15,7 @@ import pytest
 
 from sam2enc.encoder import Encoder
 from sam2enc.errors import ImageError
-from sam2enc.gpu_decode import DecodedJpeg, JpegDecoder, decode_from_env
+from sam2enc.gpu_decode import DecodedJpeg, JpegDecoder, decode_from_env, gpu_jpeg_decoder, pixel_distance
 from sam2enc.image import LoadedImage, load_image
 from sam2enc.pipeline import encode
 from tests.test_image_inputs import ACCEPTED, REJECTED, assert_matches, expected_rgb, files  # noqa: F401
@@ -90,7 +90,51 @@ def test_a_jpeg_decoder_needs_the_graph(models_dir, jpeg):
 
 def test_decode_setting_is_checked(monkeypatch):
     monkeypatch.setenv("SAM2ENC_DECODE", "nvjpeg")
-    with pytest.raises(ValueError, match=r"\$SAM2ENC_DECODE must be one of auto, pillow, got 'nvjpeg'"):
+    with pytest.raises(ValueError, match=r"\$SAM2ENC_DECODE must be one of auto, gpu, pillow, got 'nvjpeg'"):
         decode_from_env()
     monkeypatch.setenv("SAM2ENC_DECODE", "Pillow")
     assert decode_from_env() == "pillow"
+
+
+class OffByOneLevel:
+    """A decoder whose pixels sit one level above Pillow's: what an IDCT that rounds differently does."""
+
+    device_id = None
+
+    def __init__(self, real: JpegDecoder) -> None:
+        self.real = real
+
+    def load(self, source, name=None):
+        from nvidia import nvimgcodec
+
+        decoded = self.real.load(source, name)
+        stored = np.asarray(decoded.pixels.cpu()).astype(np.int16) + 1
+        return DecodedJpeg(nvimgcodec.as_image(np.clip(stored, 0, 255).astype(np.uint8)), decoded.orientation)
+
+
+def test_auto_takes_only_a_decoder_that_gives_pillows_exact_pixels(jpeg, caplog):
+    """One level on some pixels moves the random-weight encoder's features by 1.4e-3 to 2.7e-3
+    (gpu_decode.py): parity first, so ``auto`` leaves such a decoder out and says why."""
+    assert pixel_distance(jpeg) == (0, 0.0)
+    assert gpu_jpeg_decoder("auto", make=lambda: jpeg) is jpeg
+    off = OffByOneLevel(jpeg)
+    assert pixel_distance(off)[0] == 1
+    with caplog.at_level("WARNING", logger="sam2enc"):
+        assert gpu_jpeg_decoder("auto", make=lambda: off) is None
+    assert "differ from Pillow's by up to 1 levels" in caplog.text
+    assert gpu_jpeg_decoder("gpu", make=lambda: off) is off  # asked for: taken, distance logged
+    assert gpu_jpeg_decoder("pillow", make=lambda: pytest.fail("not even made")) is None
+
+
+def test_a_decoder_that_fails_its_warm_up_leaves_jpegs_to_pillow(models_dir, caplog):
+    class Broken:
+        device_id = 0
+
+        def load(self, source, name=None):
+            raise RuntimeError("cudaErrorIllegalAddress")
+
+    encoder = Encoder(models_dir, device="cpu", preprocessing="graph", jpeg=Broken())
+    with caplog.at_level("WARNING", logger="sam2enc"):
+        encoder.warm_up()
+    assert encoder.decoding == "pillow"
+    assert "the GPU path failed (cudaErrorIllegalAddress)" in caplog.text

@@ -255,6 +255,8 @@ def bench_model(models: Path, jpeg: Path, device: str, runs: int) -> dict:
     result["preprocess_12MP"] = percentiles(timed(served_preprocess, predict_runs))
     result["preprocess_12MP_host"] = percentiles(timed(lambda: preprocess(load_image(jpeg)), predict_runs))
     result["decode_12MP"] = decode_rows(encoder, jpeg, loaded, predict_runs)
+    if encoder.provider == CUDA:
+        result["nvjpeg_12MP"] = nvjpeg_row(encoder, jpeg, loaded, reference, predict_runs)
     result["throughput_12MP"] = throughput(service, jpeg, predict_runs)
     print(
         f"  predict() 12 MP ({precision}, {encoder.preprocessing} preprocessing, {encoder.decoding} "
@@ -277,6 +279,30 @@ def decode_rows(encoder, jpeg: Path, pillow, runs: int) -> dict:
         "served": percentiles(timed(lambda: encoder.load(jpeg), runs)),
         "pillow": percentiles(timed(lambda: load_image(jpeg), runs)),
         "pixels_vs_pillow": distance,
+    }
+
+
+def nvjpeg_row(encoder, jpeg: Path, pillow, reference: dict, runs: int) -> dict:
+    """nvJPEG whether or not ``auto`` took it: its time, its distance to Pillow's pixels (check photo and
+    the 12 MP JPEG) and the features it leads to against SAM2's fp32 predictor on Pillow's pixels —
+    the numbers that say whether GPU decoding can keep the parity promise."""
+    from sam2enc.gpu_decode import gpu_jpeg_decoder, pixel_distance
+
+    decoder = encoder.jpeg or gpu_jpeg_decoder("gpu")
+    if decoder is None:
+        return {"skipped": "nvImageCodec did not load"}
+    served = decoder.load(jpeg)
+    difference = np.abs(served.rgb.astype(np.int16) - pillow.rgb.astype(np.int16))
+    worst, mean = pixel_distance(decoder)
+    return {
+        "served": encoder.jpeg is not None,
+        **percentiles(timed(lambda: decoder.load(jpeg), runs)),
+        "check_photo_vs_pillow": {"max_abs": worst, "mean_abs": round(mean, 4)},
+        "pixels_vs_pillow": {
+            "max_abs": int(difference.max()),
+            "mean_abs": round(float(difference.mean()), 4),
+        },
+        "max_relative_l2": max_error(encoder.run(encoder.preprocess(served)), reference),
     }
 
 
@@ -317,6 +343,9 @@ def print_table(rows: list[dict]) -> None:
         lines.append((f"  decode alone: {decode['decoder']}", _p(decode["served"])))
         off = decode["pixels_vs_pillow"]
         lines.append(("  decode alone: Pillow", _p(decode["pillow"]) + f"; served pixels off by {off}"))
+        if "p50_ms" in (nv := row.get("nvjpeg_12MP", {})):
+            text = f"{_p(nv)}; pixels off by {nv['pixels_vs_pillow']}, rel L2 {nv['max_relative_l2']:.1e}"
+            lines.append((f"  nvJPEG ({'served' if nv['served'] else 'not served'})", text))
         rates = ", ".join(f"{k}: {v}" for k, v in row["throughput_12MP"]["photos_per_s"].items())
         lines.append(("photos/s, 12 MP JPEG", rates))
         width = max(len(label) for label, _ in lines)
