@@ -307,14 +307,15 @@ def nvjpeg_row(encoder, jpeg: Path, pillow, reference: dict, runs: int) -> dict:
 
 
 def throughput(service, jpeg: Path, runs: int) -> dict:
-    """Photos per second through EncoderService.encode from 1 and from MAX_CONCURRENCY threads (Cog's
-    concurrent predictions): the pipeline overlaps one photo's decode with another's encoder."""
+    """Photos per second through EncoderService.encode from 1 and from cog.yaml's concurrency.max threads
+    (Cog's concurrent predictions): the pipeline overlaps one photo's decode with another's encoder."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from predict import MAX_CONCURRENCY
+    import yaml  # cog.yaml, not predict.py: a GPU machine running the bench has no cog
 
+    concurrency = yaml.safe_load((ROOT / "cog.yaml").read_text())["concurrency"]["max"]
     rates = {}
-    for threads in (1, MAX_CONCURRENCY):
+    for threads in (1, concurrency):
         photos = max(threads, runs)
         with ThreadPoolExecutor(threads) as pool:
             start = time.perf_counter()
