@@ -123,12 +123,21 @@ class JpegDecoder:
         """Like ``image.load_image``; a plain JPEG comes back decoded by nvImageCodec."""
         data, name = read_upload(source, name)
         plain, orientation = plain_jpeg_orientation(data, name)
-        decoded = self.decoder.decode(data, params=self.params) if plain else None
+        decoded = self._decode(data) if plain else None
         if decoded is None or not _interleaved_rgb(decoded):
             return load_image(data, name)  # Pillow decodes it, or says what is wrong with it
         if self._sync is not None and _is_device(decoded):
             self._sync(decoded.cuda_stream)  # the decode is queued on its stream: finish it first
         return DecodedJpeg(decoded, orientation)
+
+    def _decode(self, data: bytes) -> Any:
+        """nvImageCodec's image, or None: a JPEG that nvJPEG fails on costs this photo Pillow's decode,
+        never the prediction."""
+        try:
+            return self.decoder.decode(data, params=self.params)
+        except Exception as exc:
+            log.warning("nvImageCodec failed on this JPEG (%s): Pillow decodes it", exc)
+            return None
 
 
 def _interleaved_rgb(image: Any) -> bool:
@@ -185,7 +194,7 @@ def gpu_jpeg_decoder(mode: str = "auto", make=lambda: JpegDecoder(0)) -> JpegDec
         decoder = make()
         worst, mean = pixel_distance(decoder)
     except Exception as exc:  # not installed, no nvJPEG, no CUDA runtime
-        log.warning("JPEG decoding stays on the CPU (Pillow): nvImageCodec did not load (%s)", exc)
+        log.warning("JPEG decoding stays on the CPU (Pillow): nvImageCodec is not usable here (%s)", exc)
         return None
     if worst and mode == "auto":
         log.warning(

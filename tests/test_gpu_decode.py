@@ -51,9 +51,14 @@ def test_what_is_not_a_plain_jpeg_goes_to_pillow(files, jpeg):  # noqa: F811
         assert isinstance(jpeg.load(files[name]), DecodedJpeg), name
 
 
-def test_a_jpeg_the_gpu_decoder_refuses_is_decoded_by_pillow(jpeg, photos, monkeypatch):
-    """nvJPEG answers None for JPEG variants it does not take (nvImageCodec logs why): Pillow decodes them."""
-    monkeypatch.setattr(jpeg, "decoder", SimpleNamespace(decode=lambda data, params: None))
+def fails(data, params):
+    raise RuntimeError("nvjpegStatus 6")
+
+
+@pytest.mark.parametrize("decode", [lambda data, params: None, fails], ids=["answers None", "raises"])
+def test_a_jpeg_the_gpu_decoder_refuses_is_decoded_by_pillow(decode, jpeg, photos, monkeypatch):
+    """nvJPEG answers None for JPEG variants it does not take, or fails: Pillow decodes that photo."""
+    monkeypatch.setattr(jpeg, "decoder", SimpleNamespace(decode=decode))
     loaded = jpeg.load(photos["chelsea_exif6"])
     assert isinstance(loaded, LoadedImage)
     assert np.array_equal(loaded.rgb, load_image(photos["chelsea_exif6"]).rgb)
