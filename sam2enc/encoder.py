@@ -19,6 +19,7 @@ import onnxruntime as ort
 
 from .bundle import INPUT_SIZE, TENSORS
 from .cuda import cuda_diagnosis
+from .cuda_graph import CUDA_GRAPH_OPTION, FixedBuffers, cuda_graph_from_env
 from .errors import ModelError, ProviderError
 from .gpu_decode import DecodedJpeg, JpegDecoder, check_photo, decode_from_env, gpu_jpeg_decoder
 from .image import LoadedImage, load_image
@@ -99,7 +100,9 @@ class Encoder:
     ``precision`` (default ``$SAM2ENC_PRECISION``, else fp32) is served on CUDA only; the CPU computes
     fp32. ``preprocessing``: "graph" resizes and normalises in preprocess.onnx on the encoder's device,
     "host" with Pillow (preprocess.py); "auto" takes the graph on CUDA and the host on the CPU, where
-    the graph's dense resize is slower (docs/gpu-serving.md).
+    the graph's dense resize is slower (docs/gpu-serving.md). ``cuda_graph`` (default
+    ``$SAM2ENC_CUDA_GRAPH``, else off) replays the encoder as one CUDA graph from fixed buffers
+    (cuda_graph.py); the CPU runs the same buffers without a graph.
     """
 
     def __init__(
@@ -110,6 +113,7 @@ class Encoder:
         precision: str | None = None,
         preprocessing: str = "auto",
         jpeg: JpegDecoder | None = None,
+        cuda_graph: bool | None = None,
     ) -> None:
         """``jpeg``: a JpegDecoder to decode JPEGs with (tests pass nvImageCodec's CPU backend); by
         default the GPU's, when the graph runs on CUDA and ``$SAM2ENC_DECODE`` allows it (gpu_decode.py)."""
@@ -123,14 +127,15 @@ class Encoder:
         if precision != "fp32" and not cuda_possible:
             log.warning("precision %s was asked for, but the CPU computes fp32: serving fp32", precision)
             precision = "fp32"
-        path = fp16_encoder(self.models_dir) if precision == "fp16" else self.models_dir / ENCODER_FILE
-        self.session: ort.InferenceSession = create_session(
-            path, device, threads, spinning=False, cuda=cuda_options(precision)
-        )
+        cuda_graph = cuda_graph_from_env() if cuda_graph is None else cuda_graph
+        self._device, self._threads = device, threads
+        self._path = fp16_encoder(self.models_dir) if precision == "fp16" else self.models_dir / ENCODER_FILE
+        self.session: ort.InferenceSession = self._session(self._path, precision, cuda_graph)
         if precision != "fp32" and self.provider != CUDA:
             log.warning("precision %s needs CUDA, which did not load: serving fp32", precision)
             if precision == "fp16":  # tf32 already runs encoder.onnx, whose CPU session ignores use_tf32
-                self.session = create_session(self.models_dir / ENCODER_FILE, device, threads, spinning=False)
+                self._path = self.models_dir / ENCODER_FILE
+                self.session = self._session(self._path, "fp32", cuda_graph)
             precision = "fp32"
         self.precision = precision
         # One photo on the device at a time (pipeline.py): concurrent runs of one session would split
@@ -151,10 +156,33 @@ class Encoder:
         outputs = {o.name for o in self.session.get_outputs()}
         if outputs != set(TENSORS):
             raise ModelError(f"{ENCODER_FILE} outputs {sorted(outputs)}, expected {sorted(TENSORS)}")
+        # Fixed buffers where a CUDA graph replays, and on the CPU when one is asked for (no graph there:
+        # the same path, so that the CPU tests run it).
+        self.fixed: FixedBuffers | None = None
+        if cuda_graph and (self.provider != CUDA or self._graph_enabled()):
+            self.fixed = FixedBuffers(self.session, "cuda" if self.provider == CUDA else "cpu")
         self.setup_seconds = time.perf_counter() - start
 
     def __repr__(self) -> str:
         return f"Encoder({self.info.model!r} in {self.models_dir}, {self.precision} on {self.provider})"
+
+    def _session(self, path: Path, precision: str, cuda_graph: bool) -> ort.InferenceSession:
+        """The encoder's session; asked for a CUDA graph that the provider refuses (a node it cannot
+        capture, e.g. one placed on the CPU), the same session without one, and a warning."""
+        options = cuda_options(precision)
+        if cuda_graph:
+            try:
+                graph = {**options, CUDA_GRAPH_OPTION: "1"}
+                return create_session(path, self._device, self._threads, spinning=False, cuda=graph)
+            except Exception as exc:
+                if "CUDA Graph" not in str(exc):
+                    raise
+                log.warning("the encoder runs without a CUDA graph: %s", exc)
+        return create_session(path, self._device, self._threads, spinning=False, cuda=options)
+
+    def _graph_enabled(self) -> bool:
+        """Whether the CUDA provider this session got was created with ``enable_cuda_graph`` (read back)."""
+        return self.session.get_provider_options().get(CUDA, {}).get(CUDA_GRAPH_OPTION) == "1"
 
     @property
     def provider(self) -> str:
@@ -164,6 +192,14 @@ class Encoder:
     def model(self) -> dict:
         """The manifest's ``model`` entry."""
         return self.info.identity
+
+    @property
+    def execution(self) -> str:
+        """How the encoder runs: "cuda-graph" (replayed), "fixed-buffers" (the same binding on the CPU,
+        which has no graphs) or "plain"."""
+        if self.fixed is None:
+            return "plain"
+        return "cuda-graph" if self._graph_enabled() else "fixed-buffers"
 
     @property
     def preprocessing(self) -> str:
@@ -187,7 +223,15 @@ class Encoder:
         JPEG decoder's whole path (decode, bind, preprocess) once, else Pillow decodes."""
         start = time.perf_counter()
         blank = np.zeros((INPUT_SIZE, INPUT_SIZE, 3), dtype=np.uint8)
-        self.run(self.preprocess(blank))
+        try:
+            self.run(self.preprocess(blank))  # a CUDA graph is captured here
+        except Exception as exc:
+            if self.fixed is None:
+                raise
+            log.warning("the encoder runs without a CUDA graph: its first run failed (%s)", exc)
+            self.session = self._session(self._path, self.precision, cuda_graph=False)
+            self.fixed = None
+            self.run(self.preprocess(blank))
         if self.jpeg is not None:
             try:
                 self.preprocess(self.jpeg.load(check_photo(), "the decoder check photo"))
@@ -198,14 +242,17 @@ class Encoder:
 
     def preprocess(self, image):
         """A loaded image (or upright (H, W, 3) uint8 array) → the encoder's input: a float32 array
-        (host preprocessing) or an OrtValue on the encoder's device (graph preprocessing)."""
+        (host preprocessing) or an OrtValue on the encoder's device (graph preprocessing: with fixed
+        buffers, the encoder's own input buffer, so call it under ``device_lock``)."""
         if self.graph is not None:
-            return self.graph(image)
+            return self.graph(image, out=self.fixed.image if self.fixed is not None else None)
         return preprocess(image)
 
     def run(self, image: np.ndarray | ort.OrtValue) -> dict[str, np.ndarray]:
         """(1,3,1024,1024) float32, an array or an OrtValue on any device → {name: float16 array},
         bound by output name, never position."""
+        if self.fixed is not None:
+            return self.fixed.run(image)
         names = list(TENSORS)
         if isinstance(image, ort.OrtValue):
             binding = self.session.io_binding()

@@ -174,9 +174,10 @@ class GraphPreprocessor:
         self._weights: OrderedDict[tuple, dict] = OrderedDict()
         self._lock = threading.Lock()
 
-    def __call__(self, image: LoadedImage | DecodedJpeg | np.ndarray):
+    def __call__(self, image: LoadedImage | DecodedJpeg | np.ndarray, out=None):
         """A loaded image (stored pixels + orientation; a GPU-decoded JPEG is bound where it lies), or
-        an upright (H, W, 3) uint8 array → OrtValue (1, 3, 1024, 1024) float32 on this device."""
+        an upright (H, W, 3) uint8 array → OrtValue (1, 3, 1024, 1024) float32 on this device: ``out``
+        when given (the encoder's fixed input buffer, cuda_graph.py), else a new one."""
         binding = self.session.io_binding()
         if isinstance(image, np.ndarray):
             if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
@@ -193,9 +194,12 @@ class GraphPreprocessor:
             binding.bind_cpu_input(PIXELS, pixels)
         for name, value in self._weights_for(height, width, orientation).items():
             binding.bind_ortvalue_input(name, value)
-        binding.bind_output(OUTPUT, self.device)
+        if out is not None:
+            binding.bind_ortvalue_output(OUTPUT, out)
+        else:
+            binding.bind_output(OUTPUT, self.device)
         self.session.run_with_iobinding(binding)
-        return binding.get_outputs()[0]
+        return out if out is not None else binding.get_outputs()[0]
 
     def _weights_for(self, height: int, width: int, orientation) -> dict:
         import onnxruntime as ort

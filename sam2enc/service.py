@@ -45,14 +45,18 @@ class EncoderService:
         models_dir: str | os.PathLike | None = None,
         device: str | None = None,
         precision: str | None = None,
+        cuda_graph: bool | None = None,
     ) -> None:
-        """``models_dir``, ``device`` and ``precision`` default to ``$SAM2ENC_MODELS_DIR`` (else weights/),
-        ``$SAM2ENC_DEVICE`` (else auto) and ``$SAM2ENC_PRECISION`` (else fp32): the Cog image sets
+        """``models_dir``, ``device``, ``precision`` and ``cuda_graph`` default to ``$SAM2ENC_MODELS_DIR``
+        (else weights/), ``$SAM2ENC_DEVICE`` (else auto), ``$SAM2ENC_PRECISION`` (else fp32) and
+        ``$SAM2ENC_CUDA_GRAPH`` (else off): the Cog image sets
         ``SAM2ENC_DEVICE=cuda`` in cog.yaml so that it fails at setup rather than serve on the CPU of a
         GPU machine."""
         start = time.perf_counter()
         models_dir = Path(models_dir) if models_dir else models_dir_from_env()
-        self.encoder = Encoder(models_dir, device=device or device_from_env(), precision=precision)
+        self.encoder = Encoder(
+            models_dir, device=device or device_from_env(), precision=precision, cuda_graph=cuda_graph
+        )
         warm = self.encoder.warm_up()
         self.root = Path(tempfile.mkdtemp(prefix="sam2enc-predictions-"))
         atexit.register(shutil.rmtree, self.root, ignore_errors=True)
@@ -62,11 +66,12 @@ class EncoderService:
         if info.random_weights:
             log.warning("%s carries RANDOM weights: its bundles are meaningless", models_dir)
         log.info(
-            "sam2enc ready: %s, %s on %s, %s preprocessing, JPEGs decoded by %s "
+            "sam2enc ready: %s, %s on %s (%s), %s preprocessing, JPEGs decoded by %s "
             "(session %.2f s, warm-up %.2f s, setup %.2f s)",
             info.model,
             self.encoder.precision,
             self.encoder.provider,
+            self.encoder.execution,
             self.encoder.preprocessing,
             self.encoder.decoding,
             self.encoder.setup_seconds,

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from tools.bench_gpu import BF16_ROW, SERVED, gpu_slug, serve_rule
+from tools.bench_gpu import BF16_ROW, CUDA_GRAPH_ROW, SERVED, SERVING_ENV, gpu_slug, serve_rule
 
 
 def test_served_is_the_fastest_within_half_of_sam2_bf16():
@@ -21,8 +21,10 @@ def test_served_is_the_fastest_within_half_of_sam2_bf16():
     assert serve_rule(rows) == "tf32"
     rows["fp16"]["max_relative_l2"] = 2e-3  # exactly half: allowed
     assert serve_rule(rows) == "fp16"
-    rows["fp16 + CUDA graph"] = {"p50_ms": 24.0, "max_relative_l2": 2e-3, "servable": False}
-    assert serve_rule(rows) == "fp16", "measured, but EncoderService cannot serve it yet"
+    rows["fp16 TensorRT EP"] = {"p50_ms": 20.0, "max_relative_l2": 2e-3, "servable": False}
+    assert serve_rule(rows) == "fp16", "measured, but EncoderService cannot serve it"
+    rows["fp16 + CUDA graph"] = {"p50_ms": 24.0, "max_relative_l2": 2e-3, "servable": True}
+    assert serve_rule(rows) == "fp16 + CUDA graph"
     rows[BF16_ROW]["max_relative_l2"] = 1e-4
     assert serve_rule(rows) is None
 
@@ -50,6 +52,12 @@ def test_the_gpu_bench_runs_end_to_end_on_the_cpu_provider(models_dir, tmp_path)
     assert [name for name in encoder if name.endswith(SERVED)] == [f"{row['served']}{SERVED}"]
     assert row["served"] == serve_rule({n.removesuffix(SERVED): v for n, v in encoder.items()})
     assert row["served_precision"] in ("fp32", "tf32", "fp16")
+    graph_row = encoder.get(CUDA_GRAPH_ROW) or encoder[f"{CUDA_GRAPH_ROW}{SERVED}"]
+    assert graph_row["servable"] and graph_row["provider"] == "CPUExecutionProvider"  # buffers, no graph
+    assert set(row["served_env"]) == set(SERVING_ENV)
+    assert row["served_env"]["SAM2ENC_CUDA_GRAPH"] == ("1" if row["served"] == CUDA_GRAPH_ROW else "0")
+    assert row["served_env"]["SAM2ENC_PRECISION"] == row["served_precision"]
+    assert row["predict_execution"] == ("fixed-buffers" if row["served"] == CUDA_GRAPH_ROW else "plain")
     bf16 = encoder[BF16_ROW]["max_relative_l2"]
     assert 1e-3 < bf16 < 3e-2  # SAM2's own bf16 predictor sits well away from its fp32 one
     for name, value in encoder.items():

@@ -143,6 +143,29 @@ def test_the_image_environment_asks_for_cuda():
     assert image_environment().get("SAM2ENC_DEVICE") == "cuda"
 
 
+def newest_served_env() -> dict[str, str] | None:
+    """The serving environment (SAM2ENC_PRECISION, SAM2ENC_CUDA_GRAPH) that the newest dated GPU bench
+    report chose for its largest model; None while no report carries one."""
+    reports = [json.loads(p.read_text()) for p in sorted((ROOT / "docs").glob("bench-gpu*.json"))]
+    dated = sorted((r for r in reports if "date" in r), key=lambda r: r["date"])
+    if not dated:
+        return None
+    rows = dated[-1]["models"]
+    row = next((r for r in rows if "large" in r["model"]), rows[-1])
+    return row.get("served_env")
+
+
+def test_the_image_serves_what_the_newest_gpu_bench_chose():
+    """Precision and CUDA graph are decisions with numbers (tools/bench_gpu.py): cog.yaml sets what the
+    newest GPU report chose, and nothing but the defaults (fp32, no graph) before any report chose."""
+    from tools.bench_gpu import SERVING_ENV
+
+    chosen = newest_served_env() or {"SAM2ENC_PRECISION": "fp32", "SAM2ENC_CUDA_GRAPH": "0"}
+    environment = image_environment()
+    image = {name: environment.get(name, default) for name, default in zip(SERVING_ENV, ("fp32", "0"))}
+    assert image == chosen, "set cog.yaml's build.environment to the newest docs/bench-gpu*.json served_env"
+
+
 def test_setup_fails_naming_the_cuda_libraries_when_the_image_has_no_usable_gpu(
     serve_python, models_dir, tmp_path
 ):

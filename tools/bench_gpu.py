@@ -34,6 +34,7 @@ import numpy as np
 import onnxruntime as ort
 
 from sam2enc.bundle import TENSORS
+from sam2enc.cuda_graph import CUDA_GRAPH_OPTION, FixedBuffers
 from sam2enc.encoder import CUDA, create_session
 from sam2enc.export import relative_l2
 from sam2enc.gpu_decode import levels_apart
@@ -52,11 +53,13 @@ CANDIDATES = (
     ("fp16 (LayerNorm/Softmax fp32), in-graph preprocessing, I/O binding", "fp16"),
 )
 TRT_ROW = "fp16 TensorRT EP, in-graph preprocessing, I/O binding"
-# ONNX Runtime's CUDA graphs: the encoder's few hundred kernel launches replayed as one graph; inputs and
-# outputs must sit at fixed device addresses (the served device lock runs one photo at a time, which
-# replay needs). A row that fails to capture says why and is not served.
+# ONNX Runtime's CUDA graphs: the encoder's kernel launches replayed as one graph from fixed buffers
+# (sam2enc/cuda_graph.py, served with SAM2ENC_CUDA_GRAPH=1). A row that fails to capture says why. On the
+# CPU provider the row runs the same buffers without a graph: it proves the script, not the speed.
 CUDA_GRAPH = "cuda-graph"
-CUDA_GRAPH_ROW = "fp16 (LayerNorm/Softmax fp32) + CUDA graph, device I/O buffers"
+CUDA_GRAPH_ROW = "fp16 (LayerNorm/Softmax fp32) + CUDA graph, fixed I/O buffers"
+# What cog.yaml's environment must say to serve a row: SAM2ENC_PRECISION and SAM2ENC_CUDA_GRAPH.
+SERVING_ENV = ("SAM2ENC_PRECISION", "SAM2ENC_CUDA_GRAPH")
 
 
 def percentiles(times: list[float]) -> dict:
@@ -139,7 +142,7 @@ def candidate(
     if device != "cuda":
         session = create_session(path, "cpu")
     elif provider == CUDA_GRAPH:
-        session = create_session(path, "cuda", cuda={**cuda_options(precision), "enable_cuda_graph": "1"})
+        session = create_session(path, "cuda", cuda={**cuda_options(precision), CUDA_GRAPH_OPTION: "1"})
     elif provider == TENSORRT:
         engines = CACHE / "trt-engines" / f"{ModelInfo.read(models).model}-{models.resolve().name}"
         engines.mkdir(parents=True, exist_ok=True)
@@ -155,17 +158,17 @@ def candidate(
     return session, graph
 
 
-def encoder_runner(session: ort.InferenceSession, image, device_outputs: bool = False) -> callable:
-    """The encoder on a device-resident input (an OrtValue), outputs copied to the host, as in predict().
-    ``device_outputs``: outputs into fixed device buffers first (what a CUDA graph replays into)."""
+def encoder_runner(session: ort.InferenceSession, graph, loaded, fixed: bool = False) -> callable:
+    """The encoder on a device-resident input, outputs copied to the host, as in predict(). ``fixed``:
+    from the fixed buffers a CUDA graph replays with, the served class itself (FixedBuffers)."""
+    if fixed:
+        buffers = FixedBuffers(session, graph.device)
+        graph(loaded, out=buffers.image)
+        return lambda: buffers.run(buffers.image)
     binding = session.io_binding()
-    binding.bind_ortvalue_input("image", image)
-    for name, shape in TENSORS.items():
-        if device_outputs:
-            buffer = ort.OrtValue.ortvalue_from_shape_and_type(list(shape), np.float32, "cuda", 0)
-            binding.bind_ortvalue_output(name, buffer)
-        else:
-            binding.bind_output(name, "cpu")
+    binding.bind_ortvalue_input("image", graph(loaded))
+    for name in TENSORS:
+        binding.bind_output(name, "cpu")
 
     def run() -> dict[str, np.ndarray]:
         session.run_with_iobinding(binding)
@@ -175,8 +178,8 @@ def encoder_runner(session: ort.InferenceSession, image, device_outputs: bool = 
 
 
 def serve_rule(encoder_rows: dict) -> str | None:
-    """The fastest candidate that EncoderService can serve (``servable``: the CUDA graph and TensorRT rows
-    are measured, not yet served) whose relative L2 is at most half of SAM2's bf16 predictor's."""
+    """The fastest candidate that EncoderService can serve (``servable``: the TensorRT row is measured,
+    not served) whose relative L2 is at most half of SAM2's bf16 predictor's."""
     budget = encoder_rows[BF16_ROW]["max_relative_l2"] / 2
     eligible = [
         (row["p50_ms"], name)
@@ -202,11 +205,10 @@ def bench_model(models: Path, jpeg: Path, device: str, runs: int) -> dict:
     rows: dict = {BF16_ROW: bf16}
     print(f"  {BF16_ROW}: {bf16}", flush=True)
     candidates = [(name, precision, "default") for name, precision in CANDIDATES]
-    if device == "cuda":
-        candidates.append((CUDA_GRAPH_ROW, "fp16", CUDA_GRAPH))
+    candidates.append((CUDA_GRAPH_ROW, "fp16", CUDA_GRAPH))
     if device == "cuda" and TENSORRT in ort.get_available_providers():
         candidates.append((TRT_ROW, "fp16", TENSORRT))
-    precisions: dict[str, str] = {}
+    served_as: dict[str, tuple[str, bool]] = {}  # row → (precision, CUDA graph)
     for name, precision, provider in candidates:
         try:
             start = time.perf_counter()
@@ -216,20 +218,20 @@ def bench_model(models: Path, jpeg: Path, device: str, runs: int) -> dict:
             rows[name] = {"skipped": f"{type(exc).__name__}: {exc}"}
             continue
         try:
-            run = encoder_runner(session, graph(loaded), device_outputs=provider == CUDA_GRAPH)
+            run = encoder_runner(session, graph, loaded, fixed=provider == CUDA_GRAPH)
             run()  # a CUDA graph is captured here; a failed capture is a skipped row
         except Exception as exc:
             rows[name] = {"skipped": f"{type(exc).__name__}: {exc}"}
             continue
         rows[name] = {
             "provider": session.get_providers()[0],
-            "servable": provider == "default",
+            "servable": provider != TENSORRT,
             # setup cost; for TensorRT the first run builds the engine, later ones load it from the cache
             "session_s": session_s,
             **percentiles(timed(run, runs, warmup=min(3, runs))),
             "max_relative_l2": max_error(run(), reference),
         }
-        precisions[name] = precision
+        served_as[name] = (precision, provider == CUDA_GRAPH)
         print(f"  {name}: {rows[name]}", flush=True)
         del session, graph, run
     served = serve_rule(rows)
@@ -240,13 +242,16 @@ def bench_model(models: Path, jpeg: Path, device: str, runs: int) -> dict:
         "photo": "12 MP JPEG (4032x3024, EXIF orientation 6)",
         "encoder": encoder_rows,
         "served": served,
-        "served_precision": precisions.get(served),
         "rule": "fastest candidate with max_relative_l2 <= half of the SAM2 bf16 autocast row's",
     }
-    precision = precisions.get(served, "fp32")
-    service = EncoderService(models, device=device, precision=precision)
+    precision, cuda_graph = served_as.get(served, ("fp32", False))
+    result["served_precision"] = precision if served else None
+    # cog.yaml's environment for this row (tests/test_serving_env.py holds cog.yaml to the newest JSON)
+    result["served_env"] = dict(zip(SERVING_ENV, (precision, "1" if cuda_graph else "0")))
+    service = EncoderService(models, device=device, precision=precision, cuda_graph=cuda_graph)
     encoder = service.encoder
     result["predict_provider"] = encoder.provider
+    result["predict_execution"] = encoder.execution
     result["predict_preprocessing"] = encoder.preprocessing
     result["predict_decoding"] = encoder.decoding
     predict_runs = max(1, runs // 2)
@@ -260,9 +265,10 @@ def bench_model(models: Path, jpeg: Path, device: str, runs: int) -> dict:
         result["nvjpeg_12MP"] = nvjpeg_row(encoder, jpeg, loaded, reference, predict_runs)
     result["throughput_12MP"] = throughput(service, jpeg, predict_runs)
     print(
-        f"  predict() 12 MP ({precision}, {encoder.preprocessing} preprocessing, {encoder.decoding} "
-        f"decoding): {result['predict_12MP']}; decode+preprocess {result['preprocess_12MP']}, host "
-        f"{result['preprocess_12MP_host']}; decode {result['decode_12MP']}; {result['throughput_12MP']}",
+        f"  predict() 12 MP ({precision}, {encoder.execution}, {encoder.preprocessing} preprocessing, "
+        f"{encoder.decoding} decoding): {result['predict_12MP']}; decode+preprocess "
+        f"{result['preprocess_12MP']}, host {result['preprocess_12MP_host']}; decode "
+        f"{result['decode_12MP']}; {result['throughput_12MP']}",
         flush=True,
     )
     return result
@@ -396,6 +402,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = [bench_model(m, jpeg, args.device, args.runs) for m in models_dirs]
     print_table(rows)
     report = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),  # which report is the newest
         "machine": machine(),
         "device": args.device,
         "gpu": gpu,
