@@ -46,6 +46,7 @@ def test_the_gpu_bench_runs_end_to_end_on_the_cpu_provider(models_dir, tmp_path)
     assert main(["--device", "cpu", "--models-dir", str(models_dir), "--runs", "1", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["device"] == "cpu" and report["gpu"] is None
+    assert report["complete"] and report["date"] and not list(tmp_path.glob(".*.part"))
     row = report["models"][0]
     encoder = row["encoder"]
     assert next(iter(encoder)) == BF16_ROW

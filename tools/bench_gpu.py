@@ -382,7 +382,9 @@ def gpu_slug(name: str | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.bench_gpu", description=__doc__.splitlines()[0])
     parser.add_argument("--models-dir", type=Path, action="append", help="exported model dir (repeatable)")
-    parser.add_argument("--sizes", nargs="+", default=["tiny", "large"], help="random exports to bench")
+    parser.add_argument(
+        "--sizes", nargs="+", default=["large", "tiny"], help="random exports to bench, in this order"
+    )
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda")
     parser.add_argument("--runs", type=int, default=30)
     parser.add_argument("--json", type=Path, help="default: docs/bench-gpu-<gpu>.json (CPU: build/)")
@@ -397,23 +399,34 @@ def main(argv: list[str] | None = None) -> int:
     models_dirs = args.models_dir or [cached_random_export(CACHE, size) for size in args.sizes]
     print(f"machine: {machine()}; providers {ort.get_available_providers()}", flush=True)
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory() as scratch:
-        jpeg = test_jpegs(Path(scratch))["12MP"]
-        rows = [bench_model(m, jpeg, args.device, args.runs) for m in models_dirs]
-    print_table(rows)
     report = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),  # which report is the newest
         "machine": machine(),
         "device": args.device,
         "gpu": gpu,
         "runs": args.runs,
-        "seconds": round(time.perf_counter() - started),
-        "models": rows,
+        "complete": False,
+        "models": [],
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2) + "\n")
+    with tempfile.TemporaryDirectory() as scratch:
+        jpeg = test_jpegs(Path(scratch))["12MP"]
+        for models in models_dirs:
+            report["models"].append(bench_model(models, jpeg, args.device, args.runs))
+            # after each model: a lent machine's time limit then still leaves the models already done
+            report["seconds"] = round(time.perf_counter() - started)
+            report["complete"] = len(report["models"]) == len(models_dirs)
+            write_json(out, report)
+    print_table(report["models"])
     print(f"\nwrote {out}")
     return 0
+
+
+def write_json(path: Path, report: dict) -> None:
+    """Whole or not at all: a reader (or a copy taken at a time limit) never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.part")
+    partial.write_text(json.dumps(report, indent=2) + "\n")
+    partial.replace(path)
 
 
 def _gpu_name() -> str | None:

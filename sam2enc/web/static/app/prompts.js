@@ -77,26 +77,26 @@ export function setBox(prompts, box) {
   return true;
 }
 
-/** Take the last edit back; false when there is nothing to undo. */
-export function undo(prompts) {
-  const previous = prompts.history.pop();
-  if (!previous) return false;
-  prompts.future.push(snapshot(prompts));
-  prompts.points = previous.points;
-  prompts.box = previous.box;
+// Undo and redo are one move in opposite directions: the state on top of one stack replaces the
+// current one, which goes onto the other stack.
+function step(prompts, from, to) {
+  const state = prompts[from].pop();
+  if (!state) return false;
+  prompts[to].push(snapshot(prompts));
+  prompts.points = state.points;
+  prompts.box = state.box;
   bump(prompts);
   return true;
 }
 
+/** Take the last edit back; false when there is nothing to undo. */
+export function undo(prompts) {
+  return step(prompts, "history", "future");
+}
+
 /** Put back the last edit taken back; false when there is nothing to redo. */
 export function redo(prompts) {
-  const next = prompts.future.pop();
-  if (!next) return false;
-  prompts.history.push(snapshot(prompts));
-  prompts.points = next.points;
-  prompts.box = next.box;
-  bump(prompts);
-  return true;
+  return step(prompts, "future", "history");
 }
 
 /** Remove every prompt (itself undoable); false when there was nothing to clear. */
