@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -92,6 +93,10 @@ def create_session(
 
 
 PREPROCESSING = ("auto", "host", "graph")
+# ONNX Runtime refusing a CUDA graph at session creation: "This session cannot use the graph capture
+# feature as requested by the user as all compute graph nodes have not been partitioned to the
+# CUDAExecutionProvider" (1.31's words; older releases said "the CUDA Graph feature").
+GRAPH_REFUSED = re.compile(r"cannot use the (graph capture|CUDA Graph) feature", re.IGNORECASE)
 
 
 class Encoder:
@@ -175,7 +180,7 @@ class Encoder:
                 graph = {**options, CUDA_GRAPH_OPTION: "1"}
                 return create_session(path, self._device, self._threads, spinning=False, cuda=graph)
             except Exception as exc:
-                if "CUDA Graph" not in str(exc):
+                if not GRAPH_REFUSED.search(str(exc)):
                     raise
                 log.warning("the encoder runs without a CUDA graph: %s", exc)
         return create_session(path, self._device, self._threads, spinning=False, cuda=options)
