@@ -5,6 +5,7 @@ sam2enc export  --model tiny --checkpoint sam2.1_hiera_tiny.pt
 sam2enc encode  photo.jpg --out bundle/
 sam2enc decode  bundle/ --point 410,300,1 --out mask.png
 sam2enc decode  bundle/ --prompts objects.json --coco coco.json   # several objects, COCO RLE (sam2enc.coco)
+sam2enc polygons coco.json --out coco-polygons.json             # RLE -> polygons (sam2enc.polygons)
 
 Every command takes ``--models-dir`` (default weights/) and ``-v`` (debug logging, third-party warnings);
 ``--out`` is only ever what a command writes (encode: the bundle directory, decode: the mask PNG).
@@ -122,6 +123,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--coco", type=Path, metavar="OUT.json", help="write the masks as one COCO document (RLE)")
     p.set_defaults(run=_decode)
+
+    p = add("polygons", "rewrite a COCO file's RLE masks as polygons (outer outlines; holes filled)")
+    p.add_argument("coco", type=Path, metavar="IN.json", help="a COCO file from the page or decode --coco")
+    p.add_argument("--out", type=Path, required=True, metavar="OUT.json", help="the COCO file to write")
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=1.0,
+        metavar="PX",
+        help="simplify within this many pixels of the mask's outline (default 1; 0 keeps every corner)",
+    )
+    p.set_defaults(run=_polygons)
     return parser
 
 
@@ -212,6 +225,13 @@ def _decode(args: argparse.Namespace) -> int:
     scores = ", ".join(f"{s:.3f}" for s in prediction.scores)
     coverage = prediction.masks[best].mean() * 100
     print(f"IoU predictions [{scores}]; wrote mask {best} ({coverage:.1f}% of the image) to {args.out}")
+    return 0
+
+
+def _polygons(args: argparse.Namespace) -> int:
+    from .polygons import convert_file
+
+    convert_file(args.coco, args.out, args.tolerance)
     return 0
 
 
