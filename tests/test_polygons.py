@@ -16,7 +16,7 @@ from sam2enc import coco
 from sam2enc.__main__ import main
 from sam2enc.polygons import document_polygons, mask_polygons
 from tests.conftest import skimage_data
-from tests.test_coco import synthetic_masks
+from tests.test_coco import annotated, coffee, synthetic_masks  # noqa: F401 (coffee: a fixture)
 
 
 def rasterised(polygons: list[list[int]], height: int, width: int) -> np.ndarray:
@@ -137,3 +137,19 @@ def test_bad_input_is_one_sentence_and_writes_nothing(content, args, message, tm
     error = capsys.readouterr().err
     assert error.startswith("error: ") and message in error and error.count("\n") == 1, error
     assert not out.exists() and [p.name for p in tmp_path.iterdir()] == ([source.name] if content else [])
+
+
+@pytest.mark.parametrize("tolerance, least_iou", [(0, 1.0), (1, 0.95)])
+def test_decoded_objects_through_the_cli_load_in_pycocotools(coffee, tolerance, least_iou, tmp_path):  # noqa: F811
+    """The decoder's masks of coffee.png, as `decode --coco` writes them, through `sam2enc polygons` and
+    read back by pycocotools' COCO API: what a training pipeline sees."""
+    from pycocotools.coco import COCO
+
+    document = coco.coco_document("coffee.png", coffee["width"], coffee["height"], annotated(coffee))
+    source, out = coco.write_json(document, tmp_path / "rle.json"), tmp_path / "polygons.json"
+    assert main(["polygons", str(source), "--out", str(out), "--tolerance", str(tolerance)]) == 0
+    api = COCO(str(out))
+    for ann, mask in zip(api.loadAnns(api.getAnnIds(imgIds=1)), coffee["masks"]):
+        assert isinstance(ann["segmentation"], list)
+        got, target = api.annToMask(ann).astype(bool), filled(mask)
+        assert (got & target).sum() / (got | target).sum() >= least_iou
