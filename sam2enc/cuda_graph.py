@@ -1,7 +1,8 @@
 """The encoder replayed as one CUDA graph (``$SAM2ENC_CUDA_GRAPH=1``): its kernels launched in one call.
 
-Why: on the H100, SAM2-large's fp16 encoder took 29.5 ms against 9.4 ms for tiny, a third of large's
-work: time that follows the number of kernels, not their arithmetic, is launch overhead. ONNX Runtime's
+Why: on the H100, SAM2-large's fp16 encoder took 29.5 ms against 9.4 ms for tiny: 3.1× the time for 4×
+the blocks (48 against 12) and about 9× the arithmetic (Hiera's blocks × tokens × width², ~1.6 TFLOP
+against ~0.17). Time that follows the number of kernels, not their work, is launch overhead. ONNX Runtime's
 CUDA provider (``enable_cuda_graph``) captures every launch of one run and replays the capture after,
 so the host launches once per photo (the gain is measured by ``make bench-gpu``, docs/gpu-serving.md).
 
