@@ -38,10 +38,10 @@ def mask_polygons(mask: np.ndarray, tolerance: float = DEFAULT_TOLERANCE) -> lis
     """A 2-D mask → one flat ``[x1, y1, x2, y2, ...]`` polygon per region (outer boundaries, largest
     first), vertices on pixel corners (Douglas–Peucker keeps a subset of them: whole numbers),
     simplified within ``tolerance`` pixels (0: the exact outline)."""
-    loops = [loop for loop in _boundary_loops(np.asarray(mask, dtype=bool)) if _signed_area(loop) > 0]
-    loops.sort(key=_signed_area, reverse=True)
+    loops = [(_signed_area(loop), loop) for loop in _boundary_loops(np.asarray(mask, dtype=bool))]
+    outlines = sorted((pair for pair in loops if pair[0] > 0), key=lambda pair: pair[0], reverse=True)
     polygons = []
-    for loop in loops:
+    for _, loop in outlines:
         points = _simplify(loop, tolerance) if tolerance > 0 else loop
         if len(points) >= 3:
             polygons.append([int(v) for point in points for v in point])  # corners: whole pixels

@@ -34,12 +34,12 @@ import numpy as np
 import onnxruntime as ort
 
 from sam2enc.bundle import TENSORS
-from sam2enc.cuda_graph import CUDA_GRAPH_OPTION, FixedBuffers
+from sam2enc.cuda_graph import CUDA_GRAPH_ENV, CUDA_GRAPH_OPTION, FixedBuffers
 from sam2enc.encoder import CUDA, create_session
 from sam2enc.export import relative_l2
 from sam2enc.gpu_decode import levels_apart
 from sam2enc.modeldir import ENCODER_FILE, ModelInfo
-from sam2enc.precision import cuda_options, fp16_encoder
+from sam2enc.precision import PRECISION_ENV, cuda_options, fp16_encoder
 from sam2enc.testing import cached_random_export
 from tools.bench import CACHE, ROOT, machine, ms, test_jpegs, timed
 
@@ -59,7 +59,7 @@ TRT_ROW = "fp16 TensorRT EP, in-graph preprocessing, I/O binding"
 CUDA_GRAPH = "cuda-graph"
 CUDA_GRAPH_ROW = "fp16 (LayerNorm/Softmax fp32) + CUDA graph, fixed I/O buffers"
 # What cog.yaml's environment must say to serve a row: SAM2ENC_PRECISION and SAM2ENC_CUDA_GRAPH.
-SERVING_ENV = ("SAM2ENC_PRECISION", "SAM2ENC_CUDA_GRAPH")
+SERVING_ENV = (PRECISION_ENV, CUDA_GRAPH_ENV)
 
 
 def percentiles(times: list[float]) -> dict:
