@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import Sam2EncError
+from .errors import Sam2EncError, Terminated
 from .extras import MissingDependency, explain, require_export, require_runtime
 from .flags import add_legacy_models_dir, add_models_dir
 from .modeldir import DEFAULT_MODELS_DIR
@@ -48,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Terminated:  # a second SIGTERM while the first one's cancels were being sent
+        return Terminated.exit_code
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -91,7 +93,8 @@ def _parser() -> argparse.ArgumentParser:
         "--out",
         type=Path,
         required=True,
-        help="bundle directory (must not exist or be empty); with several images, OUT/<stem>/ each",
+        help="bundle directory: new, empty, or an earlier bundle (replaced once the new one is complete; "
+        "a folder holding other files is refused); with several images, OUT/<stem>/ each",
     )
     p.add_argument("--device", choices=DEVICES, default="auto", help="execution provider")
     p.add_argument(

@@ -24,6 +24,14 @@ A bundle is a directory (or two files served side by side) holding:
     ``provider``        the ONNX Runtime execution provider that computed it
     ``precision``       the encoder's arithmetic: "fp32", "tf32" or "fp16" (sam2enc/precision.py);
                         added within version 1, so a reader takes a manifest without it as "fp32"
+    ``source``          {"sha256": hex}: the sha256 of the photo's bytes as uploaded (before any
+                        decoding), so that a bundle can be matched to its photo: ``encode --remote``
+                        re-encodes a photo whose bytes changed, the page and the JS module refuse a
+                        photo that is not the bundle's. Added within version 1: readers accept a
+                        manifest without it (and then match by originalWidth/originalHeight)
+    ``replicate``       {"model": "owner/name", "version": id}: the Replicate model that encoded it,
+                        written by ``sam2enc encode --remote`` only; a rerun asked for another model
+                        encodes the photo again. Added within version 1, optional
 
 The keys ``tensors``, ``originalWidth`` and ``originalHeight`` are what existing browser code reads;
 version 1 promises they keep their meaning. Additions that old readers can ignore keep version 1;
@@ -35,14 +43,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import BundleError
+from .publish import foreign_entries, remove_files, staging_dir, swap_in
 
 FORMAT = "sam2enc-bundle"
 VERSION = 1
@@ -56,6 +65,8 @@ TENSORS: dict[str, tuple[int, ...]] = {
     "high_res_feats_0": (1, 32, 256, 256),
     "high_res_feats_1": (1, 64, 128, 128),
 }
+FILES = frozenset({EMBEDDING_FILE, MANIFEST_FILE})  # all a bundle directory ever holds
+SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def _layout() -> dict[str, dict]:
@@ -80,6 +91,8 @@ class Bundle:
     model: dict
     provider: str
     precision: str = "fp32"
+    source_sha256: str | None = None  # the photo's bytes as uploaded; None for bundles older than it
+    replicate: dict | None = None  # {"model", "version"}: written by `encode --remote`
 
     def to_bytes(self) -> bytes:
         parts = []
@@ -91,6 +104,9 @@ class Bundle:
         return b"".join(parts)
 
     def manifest(self, payload: bytes) -> dict:
+        optional = {"source": {"sha256": self.source_sha256}} if self.source_sha256 else {}
+        if self.replicate:
+            optional["replicate"] = self.replicate
         return {
             "format": FORMAT,
             "version": VERSION,
@@ -103,6 +119,7 @@ class Bundle:
             "model": self.model,
             "provider": self.provider,
             "precision": self.precision,
+            **optional,
         }
 
     def features_f32(self) -> dict[str, np.ndarray]:
@@ -113,26 +130,39 @@ def write_bundle(bundle: Bundle, out_dir: str | os.PathLike) -> Path:
     """Write the two files into ``out_dir`` whole or not at all.
 
     Both files go to a temporary sibling directory first, which is renamed into place once complete:
-    a reader never sees one file without the other or a short file. ``out_dir`` must not exist yet, or
-    be empty.
+    a reader never sees one file without the other or a short file. ``out_dir`` may be missing, empty,
+    or an earlier bundle (a directory holding nothing but a bundle's two files), which is replaced only
+    once the new one is complete and stays as it was if the write fails. A directory holding anything
+    else is the user's: it is refused before anything is written.
     """
     out_dir = Path(out_dir)
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        raise BundleError(f"{out_dir} already exists and is not an empty directory")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    check_writable(out_dir)
     payload = bundle.to_bytes()
     manifest = json.dumps(bundle.manifest(payload), indent=2) + "\n"
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    staging = staging_dir(out_dir)
     try:
         (staging / EMBEDDING_FILE).write_bytes(payload)
         (staging / MANIFEST_FILE).write_text(manifest)
-        if out_dir.exists():
-            out_dir.rmdir()
-        staging.rename(out_dir)
+        check_writable(out_dir)  # again: something may have appeared there while we wrote
+        swap_in(staging, out_dir, lambda old: remove_files(old, FILES))
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return out_dir
+
+
+def check_writable(out_dir: Path) -> None:
+    """Raise BundleError unless ``out_dir`` is missing, empty or holds only a bundle's files."""
+    if not out_dir.exists() and not out_dir.is_symlink():
+        return
+    if not out_dir.is_dir() or out_dir.is_symlink():
+        raise BundleError(f"{out_dir} exists and is not a bundle directory: it was left as it is")
+    if others := foreign_entries(out_dir, FILES):
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise BundleError(
+            f"{out_dir} holds files that are not a bundle's ({shown}): it was left as it is; "
+            "write the bundle somewhere else"
+        )
 
 
 def read_bundle(path: str | os.PathLike) -> Bundle:
@@ -184,4 +214,21 @@ def parse_bundle(manifest: dict, payload: bytes, source: str = "bundle") -> Bund
         model=manifest.get("model") or {},
         provider=manifest.get("provider", "unknown"),
         precision=manifest.get("precision", "fp32"),
+        source_sha256=_source_sha256(manifest, source),
+        replicate=manifest.get("replicate") if isinstance(manifest.get("replicate"), dict) else None,
     )
+
+
+def _source_sha256(manifest: dict, source: str) -> str | None:
+    """The photo's sha256 from ``source``, None where the manifest predates it; BundleError if malformed."""
+    if "source" not in manifest:
+        return None
+    digest = manifest["source"].get("sha256") if isinstance(manifest["source"], dict) else None
+    if not (isinstance(digest, str) and SHA256.fullmatch(digest)):
+        raise BundleError(f"{source}: manifest source.sha256 must be 64 lowercase hex digits")
+    return digest
+
+
+def photo_sha256(data: bytes) -> str:
+    """What ``source.sha256`` records: the hex sha256 of the photo's bytes as uploaded."""
+    return hashlib.sha256(data).hexdigest()

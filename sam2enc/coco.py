@@ -27,7 +27,6 @@ import json
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from .errors import PromptError
+from .publish import staging_file
 
 log = logging.getLogger(__name__)
 
@@ -329,8 +329,7 @@ def annotate(bundle: Any, decoder: Any, prompts: PromptFile, file_name: str) -> 
 def write_json(document: dict, out: str | os.PathLike) -> Path:
     """Write a JSON document whole or not at all (a temporary sibling, renamed into place)."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, staging = tempfile.mkstemp(prefix=f".{out.name}.", dir=out.parent)
+    fd, staging = staging_file(out)  # the mode open() would give: readable by others under umask 022
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             json.dump(document, handle)

@@ -43,3 +43,10 @@ class PromptError(Sam2EncError):
 
 class RemoteError(Sam2EncError):
     """The remote prediction failed, could not be reached, or did not return a bundle."""
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread where a command asked for it (``sam2enc encode --remote``), as
+    SIGINT raises KeyboardInterrupt: not an ``Exception``, so that no handler of failures swallows it."""
+
+    exit_code = 143  # 128 + SIGTERM, as shells report a process it ended

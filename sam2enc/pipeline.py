@@ -13,8 +13,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .bundle import Bundle, write_bundle
+from .bundle import Bundle, photo_sha256, write_bundle
 from .encoder import Encoder
+from .image import read_upload
 
 
 @dataclass
@@ -44,10 +45,12 @@ def encode(
     """Decode, preprocess and encode one image; raises ImageError for anything that is not one.
 
     Steps timed: decode, preprocess, wait (for the device, held by another photo) and encoder; with
-    in-graph preprocessing, ``preprocess`` is the graph's run on the device, inside the lock."""
+    in-graph preprocessing, ``preprocess`` is the graph's run on the device, inside the lock. The
+    upload is read once: its bytes are both decoded and hashed into the manifest's ``source``."""
     timings = timings if timings is not None else Timings()
     start = time.perf_counter()
-    image = encoder.load(source, name)
+    data, name = read_upload(source, name)
+    image = encoder.load(data, name)
     start = timings.add("decode", start)
     on_host = encoder.preprocessing == "host"
     if on_host:
@@ -67,6 +70,7 @@ def encode(
         model=encoder.model,
         provider=encoder.provider,
         precision=encoder.precision,
+        source_sha256=photo_sha256(data),
     )
 
 

@@ -3,30 +3,36 @@
 Replicate's autoscaling is the distributed engine: each worker thread runs one photo at a time through
 ``RemoteModel.encode`` (upload, create in sync mode, poll, fetch, verify), so ``concurrency`` is the
 number of predictions in flight. Every good bundle is written whole to ``OUT/<stem>/`` (staged, then
-renamed into place); a rerun skips photos whose bundle is already there and verifies, so it makes no
-prediction for them. Failures are named one per line and make the exit status 1; Ctrl+C sends a cancel
-for every prediction in flight and exits 130. The token comes from ``$REPLICATE_API_TOKEN`` and is never
-printed: every line written is scrubbed of it.
+renamed into place); a folder there that holds anything but a bundle's two files is the user's and is
+never touched: that photo is refused in one line. A rerun skips photos whose bundle is already there,
+verifies, was made from the same bytes (the manifest's ``source.sha256``; the upright size for bundles
+older than it) and, where it records one, by the model asked for; so it makes no prediction for them.
+Failures are named one per line and make the exit status 1; Ctrl+C (SIGINT) and SIGTERM (``timeout``,
+``docker stop``, a CI runner) send a cancel for every prediction in flight and exit 130 and 143. The
+token comes from ``$REPLICATE_API_TOKEN`` and is never printed: every line written is scrubbed of it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import functools
 import logging
 import os
 import queue
-import shutil
+import signal
 import sys
 import threading
 import time
-import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
-from .bundle import MANIFEST_FILE, read_bundle, write_bundle
+from .bundle import MANIFEST_FILE, Bundle, check_writable, photo_sha256, read_bundle, write_bundle
 from .client import TIMEOUT, RemoteModel
-from .errors import BundleError, RemoteError, Sam2EncError
+from .errors import BundleError, ImageError, RemoteError, Sam2EncError, Terminated
+from .image import load_image
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +41,8 @@ MAX_CONCURRENCY = 64
 # Sync window per create: long enough for a warm prediction (a second or two), short enough that
 # Ctrl+C learns the id of a prediction still being created, to cancel it, within this many seconds.
 BATCH_WAIT = 10
-EXIT_FAILED, EXIT_INTERRUPTED = 1, 130
+EXIT_FAILED = 1
+EXIT_SIGNAL = {signal.SIGINT: 130, signal.SIGTERM: 143}  # 128 + the signal, as shells report it
 
 
 @dataclass(frozen=True)
@@ -63,20 +70,25 @@ def encode_on_replicate(
         raise RemoteError("no API token: set REPLICATE_API_TOKEN to a Replicate API token")
     jobs = plan(images, out)
     progress = Progress(len(jobs), stdout or sys.stdout, stderr or sys.stderr, secret=token)
-    todo = []
+    todo, refused = [], 0
     for job in jobs:
-        if verified(job.out_dir):
+        try:
+            check_writable(job.out_dir)
+        except BundleError as exc:  # the user's own folder: never written into, never replaced
+            refused += 1
+            progress.failed(job, exc)
+            continue
+        if current(job, model):
             progress.skipped(job)
         else:
             todo.append(job)
+    status = 0
     if todo:
         remote = RemoteModel(model, api_token=token, timeout=TIMEOUT, wait=BATCH_WAIT)
         remote.resolve()  # a model that cannot run is one error, before any upload
         status = Batch(remote, todo, concurrency, progress).run()
-    else:
-        status = 0
     progress.summary()
-    return status
+    return EXIT_FAILED if refused and status == 0 else status
 
 
 def plan(images: list[Path], out: Path) -> list[Job]:
@@ -102,32 +114,84 @@ def plan(images: list[Path], out: Path) -> list[Job]:
     return jobs
 
 
-def verified(out_dir: Path) -> bool:
-    """Does ``out_dir`` already hold a whole bundle whose embedding matches its manifest?"""
-    if not (out_dir / MANIFEST_FILE).is_file():
+def current(job: Job, model: str) -> bool:
+    """Does ``job.out_dir`` already hold this photo's bundle, whole, from the model asked for?
+
+    Whole: it verifies against its own manifest. This photo: the manifest's ``source.sha256`` is the
+    photo's bytes now (a bundle older than that field: the photo's upright size is the bundle's).
+    The model: a bundle that records the Replicate model it came from (``replicate``) is encoded again
+    when ``model`` names another one, or pins another version."""
+    if not (job.out_dir / MANIFEST_FILE).is_file():
         return False
     try:
-        read_bundle(out_dir)
-    except BundleError as exc:
-        log.info("%s will be encoded again: %s", out_dir, exc)
+        bundle = read_bundle(job.out_dir)
+        data = job.image.read_bytes()
+    except (BundleError, OSError) as exc:
+        log.info("%s will be encoded again: %s", job.out_dir, exc)
+        return False
+    if bundle.source_sha256 is not None:
+        same_photo = bundle.source_sha256 == photo_sha256(data)
+    else:
+        try:
+            image = load_image(data, job.image.name)
+        except ImageError:
+            return False  # the encode names what is wrong with it
+        same_photo = (image.width, image.height) == (bundle.original_width, bundle.original_height)
+    if not same_photo:
+        log.info("%s will be encoded again: %s changed since its bundle was written", job.out_dir, job.image)
+        return False
+    if bundle.replicate and not same_model(bundle.replicate, model):
+        log.info("%s will be encoded again: it was encoded by %s", job.out_dir, bundle.replicate.get("model"))
         return False
     return True
 
 
-def write_replacing(bundle, out_dir: Path) -> None:
-    """``write_bundle`` into ``out_dir``, moving aside whatever (unverified) is there first."""
-    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
-        old = out_dir.with_name(f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}")
-        out_dir.rename(old)
-        try:
-            write_bundle(bundle, out_dir)
-        finally:
-            if old.is_dir():
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                old.unlink(missing_ok=True)
+def same_model(recorded: dict, asked: str) -> bool:
+    """Is the model a bundle records (``{"model": ref, "version": id}``) the one ``asked`` names?
+    ``owner/name`` must match by name; a version (``owner/name:v`` or a bare id) by version."""
+    name, version = model_ref(asked)
+    if name and recorded.get("model") and name != recorded["model"]:
+        return False
+    return not version or recorded.get("version") in (None, version)
+
+
+def model_ref(ref: str) -> tuple[str | None, str | None]:
+    """(owner/name, version) of ``owner/name:version``, ``owner/name`` or a bare version id."""
+    ref = ref.strip()
+    name, _, version = ref.rpartition(":")
+    if name:
+        return name, version
+    return (ref, None) if "/" in ref else (None, ref)
+
+
+def stamped(bundle: Bundle, image: Path, model: str, target: dict[str, str]) -> Bundle:
+    """The bundle as it is written: recording the photo (a model older than ``source`` left it out)
+    and the Replicate model asked for; a bundle that records another photo's bytes is refused."""
+    digest = photo_sha256(image.read_bytes())
+    if bundle.source_sha256 not in (None, digest):
+        raise RemoteError(f"the model returned a bundle of other bytes than {image} (sha256 differs)")
+    name, _ = model_ref(model)
+    return dataclasses.replace(
+        bundle, source_sha256=digest, replicate={"model": name, "version": target.get("version")}
+    )
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """Within this block SIGTERM raises ``Terminated`` in the main thread, as SIGINT raises
+    KeyboardInterrupt, so that both cancel what is in flight. Off the main thread: unchanged."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
         return
-    write_bundle(bundle, out_dir)
+
+    def terminate(signum, frame):
+        raise Terminated()
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class Batch:
@@ -147,19 +211,22 @@ class Batch:
         self.lock = threading.Lock()
 
     def run(self) -> int:
-        for worker in self.workers:
-            worker.start()
         failed = 0
-        try:
-            for _ in range(self.total):
-                job, error, seconds = self._next_result()
-                if error is None:
-                    self.progress.done(job, seconds)
-                else:
-                    failed += 1
-                    self.progress.failed(job, error)
-        except KeyboardInterrupt:
-            return self._interrupt()
+        with sigterm_as_interrupt():
+            for worker in self.workers:
+                worker.start()
+            try:
+                for _ in range(self.total):
+                    job, error, seconds = self._next_result()
+                    if error is None:
+                        self.progress.done(job, seconds)
+                    else:
+                        failed += 1
+                        self.progress.failed(job, error)
+            except KeyboardInterrupt:
+                return self._interrupt(signal.SIGINT)
+            except Terminated:
+                return self._interrupt(signal.SIGTERM)
         return EXIT_FAILED if failed else 0
 
     def _next_result(self) -> tuple[Job, Exception | None, float]:
@@ -182,7 +249,8 @@ class Batch:
             try:
                 created = functools.partial(self._created, job)
                 bundle = self.remote.encode(job.image, self.stop, created)
-                write_replacing(bundle, job.out_dir)
+                _, target = self.remote.resolve()
+                write_bundle(stamped(bundle, job.image, self.remote.model, target), job.out_dir)
                 error = None
             except Exception as exc:  # every failure, expected or not, is its photo's one line
                 error = exc
@@ -195,13 +263,14 @@ class Batch:
         with self.lock:
             self.in_flight[job] = pid
 
-    def _interrupt(self) -> int:
+    def _interrupt(self, signum: signal.Signals) -> int:
         """Cancel every prediction in flight; wait (a sync window at most) for those still being created
-        to learn their ids and cancel themselves; a second Ctrl+C leaves them to their deadline."""
+        to learn their ids and cancel themselves; a second signal leaves them to their deadline."""
         self.stop.set()
         with self.lock:
             known = [pid for pid in self.in_flight.values() if pid is not None]
-        self.progress.line(f"interrupted: canceling {len(known)} prediction(s) in flight", err=True)
+        what = "interrupted" if signum == signal.SIGINT else "terminated (SIGTERM)"
+        self.progress.line(f"{what}: canceling {len(known)} prediction(s) in flight", err=True)
         for pid in known:
             self.remote.cancel(pid)
         try:
@@ -211,13 +280,13 @@ class Batch:
                 if pending:
                     self.progress.tick(note=f"waiting up to {BATCH_WAIT} s for {pending} being created")
                 time.sleep(0.1)
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Terminated):
             with self.lock:
                 pending = sum(pid is None for pid in self.in_flight.values())
             self.progress.line(
                 f"left {pending} prediction(s) being created to their Cancel-After deadline", err=True
             )
-        return EXIT_INTERRUPTED
+        return EXIT_SIGNAL[signum]
 
 
 class Progress:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
 import shutil
+import stat
 
 import numpy as np
 import pytest
@@ -124,13 +127,73 @@ def test_reader_rejects_invalid_json(tmp_path):
         read_bundle(out)
 
 
-def test_writer_refuses_a_non_empty_directory(tmp_path):
+def test_writer_refuses_a_folder_holding_anything_but_a_bundle(tmp_path):
+    """The user's folder (even one that also holds a bundle's files) is never written into or replaced."""
     (tmp_path / "b").mkdir()
     (tmp_path / "b" / "keep.txt").write_text("mine")
-    with pytest.raises(BundleError, match="not an empty directory"):
+    (tmp_path / "b" / MANIFEST_FILE).write_text("{}")
+    with pytest.raises(BundleError, match=r"b holds files that are not a bundle's \(keep.txt\): it was left"):
         write_bundle(make_bundle(), tmp_path / "b")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"], "no staging left behind"
+    assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["keep.txt", MANIFEST_FILE]
     assert (tmp_path / "b" / "keep.txt").read_text() == "mine"
+    (tmp_path / "c").write_text("a file")
+    with pytest.raises(BundleError, match="is not a bundle directory"):
+        write_bundle(make_bundle(), tmp_path / "c")
+    assert (tmp_path / "c").read_text() == "a file"
+
+
+def test_writer_replaces_an_earlier_bundle_only_once_the_new_one_is_complete(tmp_path, monkeypatch):
+    old = write_bundle(make_bundle(seed=1), tmp_path / "b")
+    old_bytes = (old / EMBEDDING_FILE).read_bytes()
+    import pathlib
+
+    def fail(self, *args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pathlib.Path, "write_text", fail)
+    with pytest.raises(OSError, match="disk full"):
+        write_bundle(make_bundle(seed=2), tmp_path / "b")
+    monkeypatch.undo()
+    assert (tmp_path / "b" / EMBEDDING_FILE).read_bytes() == old_bytes, "a failed write keeps the old bundle"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"]
+    (tmp_path / "b" / EMBEDDING_FILE).unlink()  # a half bundle (one file) is ours to replace too
+    write_bundle(make_bundle(seed=2), tmp_path / "b")
+    assert read_bundle(tmp_path / "b").to_bytes() == make_bundle(seed=2).to_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b"], "the old bundle is gone, not hidden beside"
+
+
+def test_written_bundles_are_readable_by_others_under_an_ordinary_umask(tmp_path):
+    """mkdtemp makes 0700 and the rename keeps it: a web server running as another user got 403."""
+    previous = os.umask(0o022)
+    try:
+        out = write_bundle(make_bundle(), tmp_path / "b")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755
+    assert {stat.S_IMODE((out / f).stat().st_mode) for f in (EMBEDDING_FILE, MANIFEST_FILE)} == {0o644}
+    previous = os.umask(0o077)  # and a private umask stays private
+    try:
+        out = write_bundle(make_bundle(), tmp_path / "private")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+
+
+def test_the_manifest_records_the_photo_and_readers_accept_bundles_without_it(tmp_path):
+    digest = "ab" * 32
+    bundle = dataclasses.replace(make_bundle(), source_sha256=digest)
+    out = write_bundle(bundle, tmp_path / "b")
+    manifest = json.loads((out / MANIFEST_FILE).read_text())
+    assert manifest["source"] == {"sha256": digest} and manifest["version"] == 1
+    assert read_bundle(out).source_sha256 == digest
+    del manifest["source"]  # a bundle written before the field
+    (out / MANIFEST_FILE).write_text(json.dumps(manifest))
+    assert read_bundle(out).source_sha256 is None
+    manifest["source"] = {"sha256": "not hex"}
+    (out / MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(BundleError, match=r"source\.sha256 must be 64 lowercase hex digits"):
+        read_bundle(out)
 
 
 def test_writer_fills_an_existing_empty_directory(tmp_path):

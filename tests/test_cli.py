@@ -81,6 +81,20 @@ def test_encode_reports_a_bad_file_without_traceback(photos, models_dir, tmp_pat
     assert read_bundle(tmp_path / "out" / "rocket").original_width == 640
 
 
+def test_encode_replaces_its_own_bundle_but_never_a_users_folder(photos, models_dir, tmp_path):
+    album = tmp_path / "album"
+    album.mkdir()
+    (album / "notes.txt").write_text("mine")
+    result = cli("encode", photos["rocket"], "--models-dir", models_dir, "--out", album)
+    assert result.returncode == 2 and "holds files that are not a bundle's (notes.txt)" in result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["album"], "no staging left behind"
+    assert [p.name for p in album.iterdir()] == ["notes.txt"]
+    out = tmp_path / "bundle"
+    assert cli("encode", photos["rocket"], "--models-dir", models_dir, "--out", out).returncode == 0
+    assert cli("encode", photos["coffee"], "--models-dir", models_dir, "--out", out).returncode == 0
+    assert read_bundle(out).original_width == 600, "an earlier bundle is replaced by the new one"
+
+
 @pytest.mark.parametrize(
     "args, message",
     [

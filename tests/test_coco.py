@@ -17,6 +17,8 @@ Cost: ~1 s encoding coffee.png once, three CLI runs (~3 s each on 2 cores), node
 from __future__ import annotations
 
 import json
+import os
+import stat
 import sys
 from pathlib import Path
 
@@ -150,7 +152,12 @@ def test_decoder_masks_encode_like_pycocotools(coffee):
 
 def test_document_loads_in_pycocotools(coffee, tmp_path):
     document = coco.coco_document("coffee.png", coffee["width"], coffee["height"], annotated(coffee))
-    path = coco.write_json(document, tmp_path / "coco.json")
+    previous = os.umask(0o022)
+    try:
+        path = coco.write_json(document, tmp_path / "coco.json")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644, "readable like any file the user writes (not 0600)"
     api = COCO(str(path))
     assert api.loadImgs(1)[0] == {"id": 1, "file_name": "coffee.png", "width": 600, "height": 400}
     assert [c["name"] for c in api.loadCats(api.getCatIds())] == ["cup", "saucer"]

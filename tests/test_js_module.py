@@ -79,6 +79,8 @@ def fixtures(tmp_path_factory, photos, encoder, decoder, models_dir) -> Path:
         "model": decoder.info.model,
         "otherModel": OTHER_MODEL["name"],
         "bundle": str(bundle_dir),
+        "photo": str(photos["coffee"]),
+        "otherPhoto": str(photos["rocket"]),
         "corrupted": str(corrupted),
         "otherBundle": str(other),
         "width": bundle.original_width,

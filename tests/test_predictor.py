@@ -49,6 +49,15 @@ def test_bundle_is_byte_identical_to_the_library(predictor, photos, encoder, tmp
     assert (served["originalWidth"], served["originalHeight"]) == (451, 300)
 
 
+def test_the_manifest_names_the_uploaded_photo_by_its_bytes(predictor, photos):
+    """source.sha256 is the upload as it came (before EXIF rotation or decoding): what a client has."""
+    import hashlib
+
+    _, manifest = predict(predictor, photos["chelsea_exif6"])
+    digest = hashlib.sha256(photos["chelsea_exif6"].read_bytes()).hexdigest()
+    assert json.loads(manifest.read_text())["source"] == {"sha256": digest}
+
+
 def test_each_prediction_gets_its_own_directory(predictor, photos):
     first, _ = predict(predictor, photos["rocket"])
     second, _ = predict(predictor, photos["coffee"])

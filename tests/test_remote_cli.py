@@ -1,6 +1,7 @@
 """`sam2enc encode --remote`: a folder of photos on Replicate (the schema-checked stand-in running the real
 predictor), N predictions in flight, verified bundles written whole, failures named, reruns that skip
-what is done, Ctrl+C that cancels, and a token that is never printed.
+what is done (and only that: the same photo's bytes, the same model), Ctrl+C and SIGTERM that cancel,
+a user's own folder that is never touched, and a token that is never printed.
 
 The stand-in's encodes are computed once per photo (module fixture) and its predictions are time-based
 (``duration``), so what is measured is the client's scheduling, not the shared CPU. Cost: five encodes,
@@ -10,6 +11,7 @@ then about 10 s of subprocess runs.
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import signal
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from sam2enc.bundle import EMBEDDING_FILE, read_bundle
+from sam2enc.bundle import EMBEDDING_FILE, MANIFEST_FILE, photo_sha256, read_bundle
 from sam2enc.errors import Sam2EncError
 from sam2enc.remote import Job, Progress, plan
 from tests.conftest import ROOT, skimage_data
@@ -119,7 +121,14 @@ def test_concurrency_one_runs_one_prediction_at_a_time(api, shoot, tmp_path):
     assert api.max_in_flight == 1 and creates(api, before) == 2
 
 
-def test_ctrl_c_cancels_every_prediction_in_flight_and_exits_130(api, shoot, tmp_path):
+@pytest.mark.parametrize(
+    "signum, status, said",
+    [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated (SIGTERM)")],
+    ids=["ctrl-c", "sigterm"],
+)
+def test_a_signal_cancels_every_prediction_in_flight(api, shoot, tmp_path, signum, status, said):
+    """Ctrl+C, and SIGTERM as `timeout`, `docker stop` and CI runners send it: every billed prediction
+    in flight is canceled, the exit status is 128 + the signal."""
     api.delay, api.wait_scale = 30.0, 0.05  # queued for long; the 10 s sync window lasts 0.5 s
     before = len(api.requests)
     photos = [shoot / "rocket.jpg", shoot / "coffee.png", shoot / "astronaut.png"]
@@ -137,18 +146,76 @@ def test_ctrl_c_cancels_every_prediction_in_flight_and_exits_130(api, shoot, tmp
         while sum(m == "GET" and "/predictions/" in p for m, p in api.requests[before:]) < 2:
             assert time.monotonic() < deadline and proc.poll() is None, "two predictions never got polled"
             time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signum)
         stdout, stderr = proc.communicate(timeout=15)
     finally:
         proc.kill()
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == status, stderr
     created = [pid for pid in list(api.predictions)[-2:]]
     cancels = {p for m, p in api.requests[before:] if m == "POST" and p.endswith("/cancel")}
     assert cancels == {f"/v1/predictions/{pid}/cancel" for pid in created}
     assert all(api.predictions[pid]["status"] == "canceled" for pid in created)
     assert creates(api, before) == 2, "the third photo is never started"
-    assert "interrupted: canceling 2 prediction(s) in flight" in stderr
+    assert f"{said}: canceling 2 prediction(s) in flight" in stderr
+    assert list(tmp_path.iterdir()) == [], "nothing half-written"
     assert TOKEN not in stdout + stderr
+
+
+def test_a_users_folder_named_like_a_photo_is_never_touched(api, shoot, tmp_path):
+    """`--out album` beside album/holiday.jpg: album/holiday/ is the user's, not a bundle to replace."""
+    album = tmp_path / "album"
+    (album / "holiday").mkdir(parents=True)
+    shutil.copy(shoot / "rocket.jpg", album / "holiday.jpg")
+    shutil.copy(shoot / "coffee.png", album / "coffee.png")
+    (album / "holiday" / "notes.txt").write_text("day one")
+    (album / "holiday" / "beach.jpg").write_bytes(b"the user's photo")
+    before = len(api.requests)
+    result = cli(api, "--remote", "me/sam2enc", album / "holiday.jpg", album / "coffee.png", "--out", album)
+    assert result.returncode == 1, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert errors == [
+        f"error: {album / 'holiday.jpg'}: {album / 'holiday'} holds files that are not a bundle's "
+        "(beach.jpg, notes.txt): it was left as it is; write the bundle somewhere else"
+    ]
+    assert sorted(p.name for p in (album / "holiday").iterdir()) == ["beach.jpg", "notes.txt"]
+    assert (album / "holiday" / "notes.txt").read_text() == "day one"
+    assert (album / "holiday" / "beach.jpg").read_bytes() == b"the user's photo"
+    assert creates(api, before) == 1, "no prediction is paid for a photo that cannot be written"
+    assert read_bundle(album / "coffee").source_sha256 == photo_sha256((album / "coffee.png").read_bytes())
+    assert sorted(p.name for p in album.iterdir()) == ["coffee", "coffee.png", "holiday", "holiday.jpg"]
+
+
+def test_a_changed_photo_or_another_model_is_encoded_again(api, shoot, tmp_path):
+    photo, out = tmp_path / "a.jpg", tmp_path / "bundles"
+    shutil.copy(shoot / "rocket.jpg", photo)
+    assert cli(api, "--remote", "me/sam2enc", photo, "--out", out).returncode == 0
+    manifest = json.loads((out / "a" / MANIFEST_FILE).read_text())
+    assert manifest["source"] == {"sha256": photo_sha256(photo.read_bytes())}
+    assert manifest["replicate"]["model"] == "me/sam2enc"
+    before = len(api.requests)
+    assert cli(api, "--remote", "me/sam2enc", photo, "--out", out).returncode == 0
+    assert creates(api, before) == 0, "same bytes, same model: skipped"
+
+    shutil.copy(shoot / "coffee.png", photo)  # another photo under the same name
+    before = len(api.requests)
+    again = cli(api, "--remote", "me/sam2enc", photo, "--out", out)
+    assert again.returncode == 0 and creates(api, before) == 1, again.stderr
+    assert read_bundle(out / "a").to_bytes() == api.encode(photo.read_bytes())[EMBEDDING_FILE]
+
+    before = len(api.requests)
+    other = cli(api, "--remote", "me/sam2enc:abc", photo, "--out", out)  # another version, asked by id
+    assert other.returncode == 0 and creates(api, before) == 1, other.stderr
+    assert read_bundle(out / "a").replicate == {"model": "me/sam2enc", "version": "abc"}
+
+    manifest = json.loads((out / "a" / MANIFEST_FILE).read_text())
+    del manifest["source"], manifest["replicate"]  # a bundle written before these fields: size decides
+    (out / "a" / MANIFEST_FILE).write_text(json.dumps(manifest))
+    before = len(api.requests)
+    assert cli(api, "--remote", "me/sam2enc", photo, "--out", out).returncode == 0
+    assert creates(api, before) == 0, "an older bundle of a photo of the same size is kept"
+    shutil.copy(shoot / "rocket.jpg", photo)  # another size
+    assert cli(api, "--remote", "me/sam2enc", photo, "--out", out).returncode == 0
+    assert creates(api, before) == 1
 
 
 def test_without_a_token_it_says_so_in_one_sentence(api, shoot, tmp_path):

@@ -10,6 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,6 +26,7 @@ from sam2enc.bundle import parse_bundle
 from sam2enc.pipeline import encode
 from sam2enc.web import assets, site
 from sam2enc.web.__main__ import main
+from tests.cogserver import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 PROXY = "https://proxy.example"
@@ -175,3 +184,79 @@ def test_same_origin_proxy_is_kept_for_the_page_to_probe(models_dir, tmp_path):
     built = site.build(tmp_path / "out", models_dir, [], "same-origin")
     assert json.loads((built.out / "config.json").read_text())["proxy"] == "same-origin"
     assert json.loads((built.out / "demos" / "index.json").read_text()) == {"demos": []}
+
+
+@pytest.mark.server
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="switching to nobody needs root")
+def test_a_web_server_running_as_another_user_serves_every_file(models_dir):
+    """nginx runs as www-data: a site built under umask 022 must be readable by others, every file.
+    (mkdtemp's 0700 kept through the rename answered 403 "index.html is forbidden".)"""
+    base = Path(tempfile.mkdtemp(prefix="sam2enc-site-"))  # /tmp/..., not pytest's private 0700 tree
+    try:
+        base.chmod(0o755)
+        private = base / "models"  # copied files keep their mode: a private source must not leak it
+        private.mkdir()
+        for source in models_dir.iterdir():
+            shutil.copy(source, private / source.name)
+            (private / source.name).chmod(0o600)
+        previous = os.umask(0o022)
+        try:
+            built = site.build(base / "public", private, [assets.DEMO_PHOTO]).out
+        finally:
+            os.umask(previous)
+        port = free_port()
+        server = subprocess.Popen(
+            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", sys.executable, "-m",
+             "http.server", str(port), "--bind", "127.0.0.1", "--directory", str(built)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            names = sorted(files(built))
+            assert len(names) > 10 and "demos/astronaut/embedding.bin" in names
+            for name in names:
+                with urlopen_retrying(f"http://127.0.0.1:{port}/{name}") as answer:
+                    assert answer.read() == (built / name).read_bytes(), name
+        finally:
+            server.terminate()
+            server.wait(10)
+    finally:
+        shutil.rmtree(base)
+
+
+def urlopen_retrying(url: str, seconds: float = 10.0):
+    """The server's first answer once it listens; an HTTP error (403) is raised at once."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return urllib.request.urlopen(url, timeout=10)
+        except urllib.error.HTTPError:
+            raise
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+@pytest.mark.server
+def test_serve_on_a_busy_port_says_so_before_any_work(tmp_path):
+    """`make web` run twice: one sentence naming the port and --port, exit 2, before the demo's encode
+    (or the random export) that used to take half a minute and end in a traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = ["serve", "--port", str(port), "--random-if-missing", "--models-dir", tmp_path / "none"]
+        result = subprocess.run(
+            [sys.executable, "-m", "sam2enc.web", *map(str, command)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+        )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"error: port {port} on 127.0.0.1 is already in use (another `make web` or server?): stop it, "
+        f"or pick another port with --port {port + 1}\n"
+    )
+    assert result.stdout == "" and not (tmp_path / "none").exists(), "no export, no demo encode"

@@ -231,6 +231,13 @@ def test_exif_rotated_photo_and_a_photo_of_another_size(browser, app, on_disk, d
     assert state["state"] == "error" and state["size"] == [w, h], state
     assert "This photo is 600×400 upright, but the bundle was encoded from a" in state["status"], state
 
+    # another photo of the very same size (the cat saved again): refused by the bytes the manifest records
+    with Image.open(chelsea[0]) as cat:
+        cat.save(tmp_path / "cat-again.jpg", quality=80, exif=cat.info["exif"])
+    state = pick(browser, [str(tmp_path / "cat-again.jpg"), *chelsea[1:]])
+    assert state["state"] == "error" and state["size"] == [w, h], state
+    assert "This photo is not the one the bundle was encoded from" in state["status"], state
+
 
 def test_the_page_refuses_bad_bundles(browser, app, on_disk, tmp_path):
     _, (photo, payload, manifest) = on_disk["coffee"]

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
+import socket
 import sys
 from pathlib import Path
 
@@ -91,19 +93,27 @@ def _build(parser: argparse.ArgumentParser, args) -> int:
 
 
 def _serve(parser: argparse.ArgumentParser, args) -> int:
+    if 0 < args.cancel_after < 5:
+        parser.error("--cancel-after: Replicate's minimum is 5 seconds (0 sends no deadline)")
+    if busy := _port_busy(args.host, args.port):  # before the export and the demo's encode, not after
+        print(f"error: {busy}", file=sys.stderr)
+        return 2
     models_dir = _models(args)
     if models_dir is None:
         return 2
     demo, reason = None, "started with --no-demo"
     if not args.no_demo:
+        print(f"encoding the demo photo with {models_dir} on the CPU (--no-demo skips it)...", flush=True)
         try:
             demo = assets.demo_bundle(models_dir)
         except Exception as exc:  # the app still works without its demo photo; say why
             reason = f"encoding it failed ({exc})"
             logging.getLogger("sam2enc.web").warning("no demo photo: %s", reason)
-    if 0 < args.cancel_after < 5:
-        parser.error("--cancel-after: Replicate's minimum is 5 seconds (0 sends no deadline)")
-    server = serve(args.host, args.port, args.upstream, models_dir, cancel_after=args.cancel_after)
+    try:
+        server = serve(args.host, args.port, args.upstream, models_dir, cancel_after=args.cancel_after)
+    except OSError as exc:  # taken while the demo was encoded
+        print(f"error: {_port_busy(args.host, args.port) or exc}", file=sys.stderr)
+        return 2
     assets.install(server, demo, reason)
     print(
         f"sam2enc web app on http://{args.host}:{server.server_address[1]}/ (upstream {args.upstream})",
@@ -112,6 +122,26 @@ def _serve(parser: argparse.ArgumentParser, args) -> int:
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
     return 0
+
+
+def _port_busy(host: str, port: int) -> str | None:
+    """One sentence if ``host:port`` cannot be listened on (bound as the server binds it, with
+    SO_REUSEADDR, so a port in TIME_WAIT is not reported), else None."""
+    if port == 0:
+        return None
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return (
+                f"port {port} on {host} is already in use (another `make web` or server?): stop it, "
+                f"or pick another port with --port {port + 1}"
+            )
+        return f"cannot listen on {host}:{port} ({exc.strerror or exc})"
+    return None
 
 
 if __name__ == "__main__":

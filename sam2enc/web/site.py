@@ -18,12 +18,12 @@ import json
 import logging
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from ..modeldir import DECODER_FILE, MODEL_INFO_FILE
+from ..publish import ordinary_modes, staging_dir, swap_in
 from . import assets
 
 log = logging.getLogger(__name__)
@@ -75,8 +75,7 @@ def build(
     for photo in photos:
         if not Path(photo).is_file():
             raise SiteError(f"the demo photo {photo} does not exist")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    work = staging_dir(out)
     try:
         shutil.copytree(static, work / "static")
         shutil.copy2(static / "index.html", work / "index.html")
@@ -90,9 +89,9 @@ def build(
         files = _sizes(work)
         if too_big := [f"{name} ({size / 2**20:.1f} MiB)" for name, size in files.items() if size > MAX_FILE]:
             raise SiteError(f"{', '.join(too_big)} is over the 25 MiB a static host takes per file")
-        if out.exists():
-            shutil.rmtree(out)
-        work.rename(out)
+        ordinary_modes(work)  # what a web server running as another user can read
+        _check_out(out)  # again: something may have appeared there while we built
+        swap_in(work, out, shutil.rmtree)  # the earlier build goes only once this one is in place
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

@@ -5,7 +5,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
 
-import { loadDecoder, maskToPng, openBundle, segment } from "sam2enc";
+import { checkPhoto, loadDecoder, maskToPng, openBundle, segment } from "sam2enc";
 
 const FIXTURES = process.env.SAM2ENC_JS_FIXTURES;
 const fixtures = FIXTURES ? JSON.parse(await readFile(FIXTURES, "utf8")) : null;
@@ -74,6 +74,22 @@ describe("sam2enc module vs the Python decoder", { skip: !fixtures && "set $SAM2
     await assert.rejects(openBundle(parsed, embedding.subarray(0, 1000)), /embedding.bin has 1,000 bytes, expected 8,388,608/);
     await assert.rejects(openBundle({ ...parsed, format: "x" }, embedding), /does not describe a sam2enc-bundle/);
     await assert.rejects(openBundle("{", embedding), /not valid JSON/);
+  });
+
+  test("the bundle names its photo by sha256; older bundles are matched by size", async () => {
+    const photo = await readFile(fixtures.photo), other = await readFile(fixtures.otherPhoto);
+    const size = { width: fixtures.width, height: fixtures.height };
+    assert.match(bundle.source, /^[0-9a-f]{64}$/);
+    await checkPhoto(bundle, { bytes: photo, ...size });
+    // another photo, even at the bundle's size: refused by its bytes
+    await assert.rejects(checkPhoto(bundle, { bytes: other, ...size }), /not the one the bundle was encoded from/);
+    const [text, embedding] = await readBundle(fixtures.bundle);
+    const { source, ...older } = JSON.parse(text); // a bundle written before `source`
+    const old = await openBundle(older, embedding);
+    assert.equal(old.source, null);
+    await checkPhoto(old, { bytes: other, ...size });
+    await assert.rejects(checkPhoto(old, { bytes: photo, width: size.width + 1, height: size.height }), /upright, but the bundle was encoded from a/);
+    await assert.rejects(openBundle({ ...older, source: { sha256: "x" } }, embedding), /source.sha256 must be 64 lowercase hex digits/);
   });
 
   test("a corrupted embedding is refused, naming sha256", async () => {

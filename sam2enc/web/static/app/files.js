@@ -1,6 +1,6 @@
 // Photos and bundles from disk, the demo or Replicate: recognised by content, checked in full (the
 // module's openBundle, the photo's size, the decoder's model) before anything on screen changes.
-import { BYTE_LENGTH, FORMAT, modelMismatch, openBundle, sameModel } from "../lib/index.js";
+import { BYTE_LENGTH, FORMAT, checkPhoto, modelMismatch, openBundle, sameModel } from "../lib/index.js";
 
 /** The module's messages as sentences: a capital (unless they start with a file name) and a full stop. */
 function sentence(text) {
@@ -50,19 +50,20 @@ export async function decodePhoto(blob) {
 }
 
 /**
- * A bundle checked by the module (format, layout, size, sha256), against the photo's size and against
- * the model whose decoder this page serves (`model`: the manifest-style identity of model.json).
+ * A bundle checked by the module (format, layout, size, sha256), against the photo (the sha256 of its
+ * bytes, `photoBlob`, where the manifest records it; else its upright size) and against the model whose
+ * decoder this page serves (`model`: the manifest-style identity of model.json).
  */
-export async function checkedBundle(manifest, payload, photo, model) {
+export async function checkedBundle(manifest, payload, photo, model, photoBlob) {
   let bundle;
   try {
     bundle = await openBundle(manifest, payload);
+    if (photo) {
+      const bytes = photoBlob && bundle.source ? await photoBlob.arrayBuffer() : undefined;
+      await checkPhoto(bundle, { bytes, width: photo.width, height: photo.height });
+    }
   } catch (err) {
     throw new Error(sentence(err.message));
-  }
-  if (photo && (photo.width !== bundle.width || photo.height !== bundle.height)) {
-    throw new Error(`This photo is ${photo.width}×${photo.height} upright, but the bundle was encoded from a ` +
-      `${bundle.width}×${bundle.height} photo: open the photo the bundle was made from.`);
   }
   if (model && !sameModel(bundle.model, model)) throw new Error(sentence(modelMismatch(bundle.model, model)));
   return bundle;

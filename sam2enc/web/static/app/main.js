@@ -120,7 +120,7 @@ async function openFiles(files) {
   try {
     const found = await classify(files);
     const photo = await decodePhoto(found.photo);
-    const bundle = await checkedBundle(found.manifest, await found.payload.arrayBuffer(), photo, await decoderModel());
+    const bundle = await checkedBundle(found.manifest, await found.payload.arrayBuffer(), photo, await decoderModel(), found.photo);
     if (pick === S.picks) goLive(photo, bundle, "disk", found.photo.name);
   } catch (err) {
     if (pick === S.picks) fail(err);
@@ -157,7 +157,7 @@ async function openDemo(info) {
     const [photoBlob, payload, manifest] = await Promise.all([
       fetch(info.photo).then((r) => r.blob()), fetch(info.embedding).then((r) => r.arrayBuffer()), fetch(info.manifest).then((r) => r.json())]);
     const photo = await decodePhoto(photoBlob);
-    const bundle = await checkedBundle(manifest, payload, photo, await decoderModel());
+    const bundle = await checkedBundle(manifest, payload, photo, await decoderModel(), photoBlob);
     if (pick === S.picks) goLive(photo, bundle, "demo", decodeURIComponent(new URL(info.photo, location.href).pathname.split("/").pop()));
   } catch (err) {
     if (pick === S.picks) fail(err);
@@ -267,7 +267,7 @@ async function startEncode() {
     if (!files || !live()) return;
     const saved = { manifest: files.manifest, payload: files.payload.slice(0) };
     const manifest = new TextDecoder().decode(files.manifest);
-    const bundle = await checkedBundle(manifest, files.payload, photo, await decoderModel());
+    const bundle = await checkedBundle(manifest, files.payload, photo, await decoderModel(), file);
     performance.mark("sam2enc:parsed");
     if (!live()) return;
     clearInterval(job.ticker);

@@ -29,6 +29,20 @@ function hex(buffer) {
   return Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+async function sha256(bytes) {
+  return hex(await globalThis.crypto.subtle.digest("SHA-256", bytes));
+}
+
+/** The manifest's record of its photo (`source.sha256`), null for bundles written before it. */
+function sourceOf(manifest) {
+  if (!("source" in manifest)) return null;
+  const digest = manifest.source?.sha256;
+  if (typeof digest !== "string" || !/^[0-9a-f]{64}$/.test(digest)) {
+    throw new Error("manifest source.sha256 must be 64 lowercase hex digits");
+  }
+  return digest;
+}
+
 function sameLayout(tensors) {
   if (!tensors || typeof tensors !== "object") return false;
   const names = Object.keys(LAYOUT);
@@ -66,7 +80,7 @@ export async function openBundle(manifest, embedding) {
   if (!sameLayout(manifest.tensors)) {
     throw new Error(`manifest tensors do not match the version ${VERSION} layout`);
   }
-  const digest = hex(await globalThis.crypto.subtle.digest("SHA-256", bytes));
+  const digest = await sha256(bytes);
   if (manifest.sha256 !== digest) {
     throw new Error("embedding.bin does not match the manifest's sha256 (corrupted)");
   }
@@ -74,6 +88,7 @@ export async function openBundle(manifest, embedding) {
   if (!(Number.isInteger(width) && Number.isInteger(height) && width > 0 && height > 0)) {
     throw new Error("originalWidth/originalHeight must be positive integers");
   }
+  const source = sourceOf(manifest);
   // The payload may sit at any byte offset inside a larger buffer: copy once to an aligned one.
   const aligned = bytes.byteOffset % 2 === 0 ? bytes : bytes.slice();
   const table = halfTable();
@@ -92,6 +107,25 @@ export async function openBundle(manifest, embedding) {
     model: manifest.model ?? {},
     provider: manifest.provider ?? "unknown",
     sha256: digest,
+    source,
     features,
   });
+}
+
+/**
+ * Is `photo` the one `bundle` was encoded from? Resolves when it is; rejects with one sentence when not.
+ * Its upright size must be the bundle's; and where the bundle records its photo (`source.sha256`) and
+ * `photo.bytes` is given, so must the sha256 of its bytes (bundles written before that field: size only).
+ * @param {object} bundle what openBundle returned
+ * @param {{bytes?: ArrayBuffer|Uint8Array, width: number, height: number}} photo
+ */
+export async function checkPhoto(bundle, photo) {
+  if (photo.width !== bundle.width || photo.height !== bundle.height) {
+    throw new Error(`this photo is ${photo.width}×${photo.height} upright, but the bundle was encoded from a ` +
+      `${bundle.width}×${bundle.height} photo: open the photo the bundle was made from`);
+  }
+  if (bundle.source && photo.bytes && await sha256(bytesOf(photo.bytes)) !== bundle.source) {
+    throw new Error("this photo is not the one the bundle was encoded from (the bundle records another " +
+      "photo's sha256): open the photo the bundle was made from");
+  }
 }

@@ -37,6 +37,11 @@ export interface Manifest {
   inputSize: number;
   model: ModelIdentity;
   provider: string;
+  precision?: "fp32" | "tf32" | "fp16";
+  /** The photo it was encoded from: sha256 of its bytes as uploaded (added within version 1). */
+  source?: { sha256: string };
+  /** The Replicate model that encoded it (`sam2enc encode --remote` only). */
+  replicate?: { model: string | null; version: string | null };
   [key: string]: unknown;
 }
 
@@ -57,6 +62,8 @@ export interface Bundle {
   readonly model: ModelIdentity;
   readonly provider: string;
   readonly sha256: string;
+  /** sha256 of the photo's bytes as uploaded (manifest `source.sha256`); null for older bundles. */
+  readonly source: string | null;
   readonly features: Readonly<Record<string, { data: Float32Array; dims: number[] }>>;
 }
 
@@ -110,6 +117,19 @@ export interface Segmentation {
  * Rejects with an Error whose message is one sentence saying what is wrong.
  */
 export function openBundle(manifest: Manifest | string, embedding: ArrayBuffer | Uint8Array): Promise<Bundle>;
+
+/** A photo to match against a bundle: its bytes as uploaded, and its upright size (EXIF applied). */
+export interface PhotoToMatch {
+  bytes?: ArrayBuffer | Uint8Array;
+  width: number;
+  height: number;
+}
+
+/**
+ * Is `photo` the one `bundle` was encoded from? Its upright size, and the sha256 of its bytes where the
+ * bundle records it (`source.sha256`). Rejects with an Error of one sentence when it is not.
+ */
+export function checkPhoto(bundle: Bundle, photo: PhotoToMatch): Promise<void>;
 
 /**
  * Load decoder.onnx or decoder_hires.onnx: from a URL (model.json is read beside it; in Node also a file
