@@ -24,7 +24,8 @@ name, never by position: Cog lists uploaded files in the order their uploads fin
 
 The API token goes to the API's origin and, when an output download asks for it (401/403), to
 ``https://replicate.delivery`` and ``https://*.replicate.delivery`` only — never to another host, never
-over plain http except to a loopback stand-in, never along a redirect.
+over plain http except to a loopback stand-in, never along a redirect; a download follows a redirect
+only to a URL it could fetch directly (``sam2enc.policy``: the rules both token proxies follow too).
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import email.utils
-import ipaddress
 import json
 import logging
 import math
@@ -48,6 +48,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
+from . import policy
 from .bundle import BYTE_LENGTH, EMBEDDING_FILE, MANIFEST_FILE, Bundle, parse_bundle
 from .errors import BundleError, ImageError, RemoteError
 
@@ -65,7 +66,6 @@ SYNC_WAIT = 60  # s: Prefer: wait=N on create, N from 1 to 60 (the official clie
 POLL_FIRST = 0.25  # s between GETs once a sync answer came back unfinished...
 POLL_BACKOFF_AFTER = 3.0  # ...0.5 s after half that, then doubling every 3 s...
 POLL_MAX = 2.0  # ...up to this (a cold boot on Replicate takes minutes)
-DELIVERY = "replicate.delivery"
 USER_AGENT = "sam2enc"
 VERSION_ID = re.compile(r"[A-Za-z0-9_.-]+")
 MODEL_NAME = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
@@ -235,22 +235,9 @@ def bundle_from_outputs(outputs: object, token: str | None = None, api_origin: s
 def token_allowed(url: str, api_origin: str | None = None) -> bool:
     """May the API token be sent to ``url``? Only to the API's own origin (scheme, host, port) and to
     ``https://replicate.delivery`` / ``https://*.replicate.delivery`` on the default port; over plain
-    http only to a loopback address (a local stand-in)."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return False
-    host = (parts.hostname or "").lower()
-    if parts.scheme == "http" and not _loopback(host):
-        return False
-    if api_origin is not None and _origin(url) == _origin(api_origin):
-        return parts.scheme in ("https", "http")
-    return (
-        parts.scheme == "https"
-        and port in (None, 443)
-        and (host == DELIVERY or host.endswith("." + DELIVERY))
-    )
+    http only to a loopback address (a local stand-in). The rule is ``sam2enc.policy``'s, shared with
+    both proxies (tests/fixtures/token-policy.json)."""
+    return policy.token_allowed(url, api_origin)
 
 
 # --- the API --------------------------------------------------------------------------------------
@@ -284,7 +271,7 @@ class _Api:
         for attempt in range(RETRIES + 1):
             request = urllib.request.Request(url, body, sent, method=method)
             try:
-                status, answer_headers, payload = _send(request, MAX_ANSWER, follow=False)
+                status, answer_headers, payload = _send(request, MAX_ANSWER)
             except OSError as exc:
                 raise RemoteError(f"could not reach {self.base}: {_reason(exc)}") from None
             # As replicate-javascript (lib/util.js, withAutomaticRetries): 429 for any method, 5xx for GET.
@@ -470,8 +457,9 @@ def _name(output: str) -> str | None:
 
 
 def _fetch(url: str, token: str | None = None, api_origin: str | None = None) -> bytes:
-    """An output file, read up to ``MAX_OUTPUT``. Delivery links are usually pre-signed, so the first
-    request carries no token; a 401/403 is retried once with it, and only where ``token_allowed``."""
+    """An output file, read up to ``MAX_OUTPUT``, under ``sam2enc.policy``'s rules: delivery links are
+    usually pre-signed, so the first request carries no token; a 401/403 is retried once with it, only
+    where ``token_allowed``; a redirect is followed without it, only to a URL the policy fetches."""
     if url.startswith("data:"):
         try:
             return base64.b64decode(url.split(",", 1)[1], validate=True)
@@ -480,13 +468,17 @@ def _fetch(url: str, token: str | None = None, api_origin: str | None = None) ->
     if not url.startswith(("https://", "http://")):
         raise RemoteError(f"an output is not a URL: {url[:100]!r}")
     shown = url.split("?", 1)[0]
-    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+
+    def send(target: str, authorization: str | None) -> tuple[int, dict[str, str], bytes]:
+        request = urllib.request.Request(target, headers={"User-Agent": USER_AGENT})
+        if authorization:
+            request.add_header("Authorization", authorization)
+        return _send(request, MAX_OUTPUT)
+
     try:
-        status, _, payload = _send(request, MAX_OUTPUT, follow=True)
-        if status in (401, 403) and token and token_allowed(url, api_origin):
-            # Never along a redirect: urllib does not copy "unredirected" headers to the next hop.
-            request.add_unredirected_header("Authorization", f"Bearer {token}")
-            status, _, payload = _send(request, MAX_OUTPUT, follow=True)
+        status, _, payload = policy.download(url, api_origin, token and f"Bearer {token}", send)
+    except policy.RedirectRefused as exc:
+        raise RemoteError(f"could not download {shown}: it {exc}") from None
     except OSError as exc:
         raise RemoteError(f"could not download {shown}: {_reason(exc)}") from None
     if status in (401, 403) and not (token and token_allowed(url, api_origin)):
@@ -503,19 +495,14 @@ def _fetch(url: str, token: str | None = None, api_origin: str | None = None) ->
 
 class _NoRedirects(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None  # the 3xx comes back as the answer
+        return None  # the 3xx comes back as the answer: API calls follow none, downloads decide per hop
 
 
-class _HttpRedirects(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        if not newurl.startswith(("https://", "http://")):
-            return None
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-def _send(request: urllib.request.Request, cap: int, follow: bool) -> tuple[int, dict[str, str], bytes]:
-    """(status, headers, at most ``cap + 1`` bytes of body) for any status; OSError if unreachable."""
-    opener = urllib.request.build_opener(_HttpRedirects if follow else _NoRedirects)
+def _send(request: urllib.request.Request, cap: int) -> tuple[int, dict[str, str], bytes]:
+    """(status, headers, at most ``cap + 1`` bytes of body) for any status, a redirect's included: none is
+    followed here (downloads follow them one checked hop at a time: ``policy.download``); OSError if
+    unreachable."""
+    opener = urllib.request.build_opener(_NoRedirects)
     try:
         with opener.open(request, timeout=120) as response:
             return response.status, dict(response.headers), response.read(cap + 1)
@@ -537,22 +524,3 @@ def _retry_after(value: str | None, attempt: int) -> float:
 def _reason(exc: OSError) -> str:
     reason = getattr(exc, "reason", None) or exc.strerror or exc
     return str(reason) or type(exc).__name__
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urllib.parse.urlsplit(url)
-    default = {"https": 443, "http": 80}.get(parts.scheme)
-    try:
-        port = parts.port or default
-    except ValueError:
-        port = -1
-    return parts.scheme, (parts.hostname or "").lower(), port
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

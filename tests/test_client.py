@@ -333,7 +333,7 @@ REFUSED = [
 def test_the_token_goes_to_the_api_and_replicate_delivery_only(url, monkeypatch):
     sent: list[dict[str, str]] = []
 
-    def fake_send(request, cap, follow):
+    def fake_send(request, cap):
         headers = {**request.headers, **request.unredirected_hdrs}
         sent.append(headers)
         return (200, {}, b"ok") if "Authorization" in headers else (401, {}, b"")

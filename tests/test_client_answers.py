@@ -29,7 +29,7 @@ class ScriptedApi:
         self.requests: list[tuple[str, str]] = []
         self.sleeps: list[float] = []
 
-    def send(self, request, cap: int, follow: bool) -> tuple[int, dict[str, str], bytes]:
+    def send(self, request, cap: int) -> tuple[int, dict[str, str], bytes]:
         path = request.full_url.removeprefix("https://api.example.test/v1")
         method = request.get_method()
         self.requests.append((method, path))

@@ -37,10 +37,11 @@ def relay(monkeypatch, payload: bytes) -> list[tuple[int, int]]:
     monkeypatch.setattr(urllib.request, "build_opener", Upstream(payload))
     handler = SimpleNamespace(
         server=SimpleNamespace(file_host_allowed=lambda url: True),
-        _send=lambda status, body, kind: sent.append((status, len(body))),
+        _send=lambda status, body, kind, retry_after=None: sent.append((status, len(body))),
         _error=lambda status, message: sent.append((status, -1)),
     )
-    proxy.Handler._relay(handler, urllib.request.Request("https://replicate.delivery/x/embedding.bin"))
+    request = urllib.request.Request("https://replicate.delivery/x/embedding.bin")
+    proxy.Handler._relay(handler, lambda: proxy._open(request, 60))
     return sent
 
 

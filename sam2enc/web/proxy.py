@@ -16,19 +16,21 @@ through unchanged (upstream = ``--upstream``, Replicate's ``https://api.replicat
 - ``GET /api/files?url=<output URL>``: an output file, from the upstream's own origin or
   ``https://replicate.delivery`` / ``https://*.replicate.delivery`` (port 443) only. It is fetched
   without the token first (delivery links are usually pre-signed); if that answers 401/403 and it carried
-  ``Authorization``, it is retried once with it — to those hosts only, never over plain http except
-  to a loopback upstream. A download follows a redirect only to a host it could fetch directly and
-  never with the token; API calls follow none.
+  ``Authorization``, it is retried once with it, at the URL that asked — to those hosts only, never over
+  plain http except to a loopback upstream. A download follows a redirect (at most 3) only to a URL it
+  could fetch directly and never with the token; API calls follow none (``sam2enc.policy``).
 
 Upstream answers, errors included (Replicate's are ``application/problem+json``), are passed through
-with their status and type. The proxy's own refusals are problem+json too, with ``"source": "proxy"``,
-so the page can tell "the local proxy refused" from "Replicate refused": 400/411 malformed bodies, 413
-bodies over 100 MB (Replicate's files limit), 403 output URLs on other hosts and API calls a page on
-another origin sends (its ``Origin`` is not this server's), 404/405 every other path,
-502 unreachable/redirecting/oversized upstream, 504 an upstream slower than 60 s. It stores nothing and
-never logs a header or a query string. tests/fixtures/token-policy.json is the table of cases this proxy,
-client.py and the hosted handler (web/edge/proxy.js) all pass. It also serves the app, onnxruntime-web
-from node_modules, and the decoder graphs from the models directory.
+with their status, type and ``Retry-After`` (listed in ``Access-Control-Expose-Headers``, as the hosted
+handler does, so a page's backoff can read it). The proxy's own refusals are problem+json too, with
+``"source": "proxy"``, so the page can tell "the local proxy refused" from "Replicate refused": 400/411
+malformed bodies, 413 bodies over 100 MB (Replicate's files limit), 403 output URLs on other hosts and
+API calls a page on another origin sends (its ``Origin`` is not this server's), 404/405 every other
+path, 502 an unreachable or oversized upstream, or a redirect the policy does not follow, 504 an
+upstream slower than 60 s. It stores nothing and never logs a header or a query string.
+tests/fixtures/token-policy.json is the table of cases this proxy, client.py and the hosted handler
+(web/edge/proxy.js) all pass. It also serves the app, onnxruntime-web from node_modules, and the decoder
+graphs from the models directory.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from .. import client
+from .. import policy
 from . import assets
 
 log = logging.getLogger("sam2enc.web")
@@ -73,19 +75,14 @@ class Proxy(ThreadingHTTPServer):
 
     def file_host_allowed(self, url: str) -> bool:
         """The upstream's own origin (scheme, host and port), or Replicate's delivery hosts over https on
-        the default port — the rule ``client.token_allowed`` keeps for them (tests/fixtures/token-policy.json
-        is the table all three implementations pass)."""
-        if not url.startswith(("https://", "http://")):
-            return False
-        try:
-            return client._origin(url) == client._origin(self.upstream) or client.token_allowed(url)
-        except ValueError:  # an unparsable host (e.g. an unclosed IPv6 bracket)
-            return False
+        the default port: ``policy.fetch_allowed`` (tests/fixtures/token-policy.json is the table all three
+        implementations pass)."""
+        return policy.fetch_allowed(url, self.upstream)
 
     def token_allowed(self, url: str) -> bool:
-        """Where a download may carry the caller's token: a host it may fetch from, where the client
-        would send it too (over plain http only to a loopback upstream: a local stand-in)."""
-        return self.file_host_allowed(url) and client.token_allowed(url, self.upstream)
+        """Where a download may carry the caller's token: a host it may fetch from, over https, or over
+        plain http to a loopback upstream (a local stand-in): ``policy.token_allowed``."""
+        return policy.token_allowed(url, self.upstream)
 
     def origin_allowed(self, origin: str | None, host: str | None) -> bool:
         """A browser's request from another site is refused before anything is forwarded: the page this
@@ -93,21 +90,22 @@ class Proxy(ThreadingHTTPServer):
         return origin is None or origin == f"http://{host}"
 
 
-class RedirectRefused(urllib.error.URLError):
-    pass
-
-
-class _Redirects(urllib.request.HTTPRedirectHandler):
-    """API calls never follow a redirect (it would carry the token along); file downloads follow one
-    only to a host they could have fetched directly, so an allowed host cannot open the way to others."""
-
-    def __init__(self, allowed) -> None:
-        self.allowed = allowed
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Every 3xx comes back as the answer (an HTTPError): API calls follow none (it would carry the token
+    along) and downloads decide each hop themselves (``policy.download``)."""
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
-        if req.has_header("Authorization") or not self.allowed(newurl):
-            raise RedirectRefused("redirect refused")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
+        return None
+
+
+def _open(request: urllib.request.Request, timeout: float):
+    """(status, headers, answer) for one request, errors and redirects included; the answer has
+    ``read`` and ``close``. OSError when the upstream cannot be reached."""
+    try:
+        response = urllib.request.build_opener(_NoRedirects()).open(request, timeout=timeout)
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.headers, exc
+    return response.status, response.headers, response
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -189,16 +187,21 @@ class Handler(BaseHTTPRequestHandler):
             headers["Authorization"] = auth
         sync = PREFER_WAIT.fullmatch(headers.get("Prefer", ""))  # only ever set by do_POST's create
         timeout = UPSTREAM_TIMEOUT + (int(sync.group(1)) if sync else 0)
-        self._relay(urllib.request.Request(url, body, headers, method=method), timeout=timeout)
+        request = urllib.request.Request(url, body, headers, method=method)
+        self._relay(lambda: _open(request, timeout))
 
     def _file(self) -> None:
         query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
         url = (query.get("url") or [""])[0]
         if not self.server.file_host_allowed(url):
             return self._error(403, "only the upstream's output files can be fetched")
+
+        def send(target: str, authorization: str | None):
+            headers = {"Authorization": authorization} if authorization else {}
+            return _open(urllib.request.Request(target, headers=headers), UPSTREAM_TIMEOUT)
+
         auth = self.headers.get("Authorization")
-        retry = auth if auth and self.server.token_allowed(url) else None
-        self._relay(urllib.request.Request(url), token_retry=retry)  # usually pre-signed: no token first
+        self._relay(lambda: policy.download(url, self.server.upstream, auth, send))
 
     def _body(self) -> bytes | None:
         """The request body, or None once an error has been sent (and the connection marked to close)."""
@@ -217,33 +220,27 @@ class Handler(BaseHTTPRequestHandler):
         self.close_connection = True  # the unread body must not be parsed as the next request
         self._error(status, message)
 
-    def _relay(
-        self, request: urllib.request.Request, token_retry: str | None = None, timeout: float | None = None
-    ) -> None:
-        """Send ``request`` upstream and pass its answer back; ``token_retry``: a download that answers
-        401/403 is tried once more with this ``Authorization`` (never carried along a redirect)."""
-        opener = urllib.request.build_opener(_Redirects(self.server.file_host_allowed))
+    def _relay(self, fetch) -> None:
+        """Pass back the answer ``fetch()`` returns, ``(status, headers, answer)``: an API call's (a
+        redirect is refused: the token would go along) or a download's (``policy.download``)."""
         try:
-            with opener.open(request, timeout=timeout or UPSTREAM_TIMEOUT) as response:
-                status, kind = response.status, response.headers.get("Content-Type")
-                payload = response.read(MAX_ANSWER + 1)
-        except RedirectRefused:
-            return self._error(502, "the upstream redirected to a host this proxy does not fetch from")
-        except urllib.error.HTTPError as exc:
-            if exc.code in (401, 403) and token_retry is not None:  # at most one retry
-                exc.close()
-                request.add_unredirected_header("Authorization", token_retry)
-                return self._relay(request)
-            status, payload, kind = exc.code, exc.read(MAX_ANSWER + 1), exc.headers.get("Content-Type")
+            status, headers, answer = fetch()
+            with answer:
+                payload = answer.read(MAX_ANSWER + 1)
+        except policy.RedirectRefused as exc:
+            return self._error(502, f"the upstream {exc}")
         except TimeoutError:
             return self._error(504, "the upstream did not answer in time", upstream=self.server.upstream)
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, TimeoutError):
                 return self._error(504, "the upstream did not answer in time", upstream=self.server.upstream)
             return self._error(502, "the upstream could not be reached", upstream=self.server.upstream)
+        if 300 <= status < 400:
+            return self._error(502, "the upstream redirected an API call: the token follows no redirect")
         if len(payload) > MAX_ANSWER:
             return self._error(502, "the upstream's answer is too large")
-        self._send(status, payload, kind or "application/octet-stream")
+        kind = headers.get("Content-Type") or "application/octet-stream"
+        self._send(status, payload, kind, headers.get("Retry-After"))
 
     def _error(self, status: int, message: str, **extra: str) -> None:
         """The proxy's own refusal, told apart from the upstream's (passed through as it came) by source;
@@ -252,11 +249,15 @@ class Handler(BaseHTTPRequestHandler):
         body = {**problem, **extra, "source": "proxy"}
         self._send(status, json.dumps(body).encode(), "application/problem+json")
 
-    def _send(self, status: int, payload: bytes, kind: str) -> None:
+    def _send(self, status: int, payload: bytes, kind: str, retry_after: str | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Cache-Control", "no-store")
+        if retry_after:  # Replicate's 429 (and some 5xx): how long to wait; the page's backoff reads it
+            self.send_header("Retry-After", retry_after)
+        if self.path.startswith("/api/"):
+            self.send_header("Access-Control-Expose-Headers", "Retry-After")
         if self.close_connection:
             self.send_header("Connection", "close")
         # Cross-origin isolation lets onnxruntime-web use WASM threads (SharedArrayBuffer).

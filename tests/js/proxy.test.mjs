@@ -1,6 +1,7 @@
 // The hosted proxy (package.json "exports"["./proxy"]) against the one policy table
-// (tests/fixtures/token-policy.json), with a recording fetch: every outgoing request is recorded, and a
-// refused request must record none. Run by tests/test_policy.py (`node --test`), so pytest counts it.
+// (tests/fixtures/token-policy.json: routes, downloads, redirects, answers), with a recording fetch:
+// every outgoing request is recorded, and a refused request must record none; and its bodies streamed
+// both ways. Run by tests/test_policy.py (`node --test`), so pytest counts it.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { after, before, test } from "node:test";
@@ -22,9 +23,10 @@ const realLog = console.log;
 before(() => {
   globalThis.fetch = async (url, init = {}) => {
     const headers = Object.fromEntries(new Headers(init.headers));
-    const body = init.body === undefined ? "" : new TextDecoder().decode(init.body);
-    const request = { url: String(url), method: init.method || "GET", headers, body, redirect: init.redirect };
+    const request = { url: String(url), method: init.method || "GET", headers, redirect: init.redirect, stream: init.body };
     sent.push(request);
+    // Read here unless the answer takes the stream itself (the streaming tests).
+    request.body = init.body === undefined || answer.streams ? "" : await new Response(init.body).text();
     return answer(request);
   };
   console.log = (...args) => logs.push(args.join(" "));
@@ -50,6 +52,8 @@ async function call(path, { method = "GET", body, token = true, origin, type, he
   if (body !== undefined) {
     init.body = body;
     init.duplex = "half";
+    // As a browser sends a string or FormData body: with its length.
+    if (typeof body === "string") init.headers["Content-Length"] = String(new TextEncoder().encode(body).byteLength);
   }
   sent.length = 0;
   const response = await handler.fetch(new Request(`${SELF}${path}`, init), env(apiBase));
@@ -122,6 +126,47 @@ for (const download of policy.downloads.cases) {
   });
 }
 
+/** A redirect case's upstream answer for `request` (tests/fixtures/token-policy.json "redirects"). */
+function scripted(redirect, request) {
+  const answers = redirect.upstream[request.url];
+  if (!answers) return new Response("file", { status: 200, headers: { "Content-Type": "application/octet-stream" } });
+  const scripted = answers[request.headers.authorization ? 1 : 0];
+  const [status, location] = typeof scripted === "number" ? [scripted, null] : scripted;
+  if (status === 200) return new Response("file", { status: 200 });
+  const headers = { "Content-Type": "application/problem+json" };
+  if (location !== null) headers.Location = location;
+  return new Response(JSON.stringify({ status }), { status, headers });
+}
+
+for (const redirect of policy.redirects.cases) {
+  test(`redirect: ${redirect.note}: ${redirect.result}`, async () => {
+    answer = (request) => scripted(redirect, request);
+    const result = await call(`/api/files?url=${encodeURIComponent(redirect.url)}`, { apiBase: redirect.api_base ?? policy.api_base });
+    assert.deepEqual(sent.map((r) => [r.url, r.headers.authorization !== undefined]), redirect.requests);
+    assert.ok(sent.every((r) => [undefined, `Bearer ${TOKEN}`].includes(r.headers.authorization) && r.redirect === "manual"));
+    if (redirect.result === "refused") {
+      assert.equal(result.status, 502);
+      assert.equal(JSON.parse(result.text).source, "proxy");
+    } else {
+      assert.equal(result.status, redirect.result);
+    }
+  });
+}
+
+for (const passed of policy.answers.cases) {
+  const { status, retry_after: retryAfter } = passed.answer;
+  test(`answer: ${passed.method} ${passed.path.split("?")[0]} ${status} (Retry-After: ${retryAfter ?? "none"}) passes as it came, exposed to an allowed page`, async () => {
+    const problem = JSON.stringify({ status, detail: "throttled" });
+    answer = () => new Response(problem, { status, headers: { "Content-Type": "application/problem+json", ...(retryAfter ? { "Retry-After": retryAfter } : {}) } });
+    const result = await call(passed.path, { method: passed.method, body: passed.body, origin: "allowed" });
+    assert.deepEqual([result.status, result.headers.get("Content-Type"), result.text], [status, "application/problem+json", problem]);
+    assert.equal(result.headers.get("Retry-After"), retryAfter ?? null);
+    assert.equal(result.headers.get("Access-Control-Allow-Origin"), policy.origins.allowed);
+    assert.ok(result.headers.get("Access-Control-Expose-Headers").split(/,\s*/).includes("Retry-After"));
+    assert.equal(sent.length, 1, "not repeated by the proxy");
+  });
+}
+
 test("an output on pbxt.replicate.delivery that is pre-signed is fetched once, without the token", async () => {
   answer = () => new Response("bytes", { status: 200 });
   const url = "https://pbxt.replicate.delivery/abc/embedding.bin";
@@ -154,7 +199,8 @@ test("a well-formed Prefer: wait is passed on when a prediction is created; othe
 test("Cancel-After follows env.CANCEL_AFTER (0: none)", async () => {
   for (const [value, header] of [["30", "30s"], ["0", undefined]]) {
     sent.length = 0;
-    await handler.fetch(new Request(`${SELF}/api/predictions`, { method: "POST", body: "{}" }), { ...env(), CANCEL_AFTER: value });
+    const request = new Request(`${SELF}/api/predictions`, { method: "POST", body: "{}", headers: { "Content-Length": "2" } });
+    await handler.fetch(request, { ...env(), CANCEL_AFTER: value });
     assert.equal(sent[0].headers["cancel-after"], header);
   }
 });
@@ -184,28 +230,90 @@ test("redirects: an API call follows none; a download follows one only to an all
   assert.ok(sent.every((r) => r.redirect === "manual"));
 });
 
-test("bodies over 100 MB are refused as the proxy's own limit; 100 MB passes", async () => {
-  answer = () => new Response("{}", { status: 201, headers: { "Content-Type": "application/json" } });
+/** A body of `bytes` zero bytes, made 1 MB at a time as it is read; `pulled()`: how many bytes so far. */
+function zeros(bytes) {
   const megabyte = new Uint8Array(1_000_000);
-  const stream = (bytes) =>
-    new ReadableStream({
-      pull(controller) {
-        const n = Math.min(bytes, megabyte.byteLength);
-        bytes -= n;
-        if (n) controller.enqueue(megabyte.subarray(0, n));
-        else controller.close();
-      },
-    });
-  const post = (bytes) =>
-    handler.fetch(new Request(`${SELF}/api/files`, { method: "POST", body: stream(bytes), duplex: "half", headers: { "Content-Type": "multipart/form-data; boundary=x" } }), env());
+  let pulled = 0;
+  const stream = new ReadableStream({
+    pull(controller) {
+      const n = Math.min(bytes - pulled, megabyte.byteLength);
+      pulled += n;
+      if (n) controller.enqueue(megabyte.subarray(0, n));
+      else controller.close();
+    },
+  }, { highWaterMark: 0 }); // made only when read
+  return { stream, pulled: () => pulled };
+}
+
+function upload(body, length) {
+  const headers = { "Content-Type": "multipart/form-data; boundary=x" };
+  if (length !== undefined) headers["Content-Length"] = String(length);
+  return handler.fetch(new Request(`${SELF}/api/files`, { method: "POST", body, duplex: "half", headers }), env());
+}
+
+test("an upload over 100 MB is refused by its Content-Length before a byte is read; one without a length, 411", async () => {
+  for (const [length, status] of [[100_000_000 + 64 * 1024 + 1, 413], [undefined, 411], ["12abc", 400]]) {
+    const body = zeros(2_000_000);
+    sent.length = 0;
+    const refused = await upload(body.stream, length);
+    assert.equal(refused.status, status);
+    assert.equal((await refused.json()).source, "proxy");
+    assert.deepEqual(sent, []);
+    assert.equal(body.pulled(), 0, "nothing read");
+  }
+});
+
+test("an upload streams: the upstream request starts before the body is read, with its Content-Length", async () => {
+  const size = 100_000_000;
+  const body = zeros(size);
+  let pulledAtFetch = -1;
+  let forwarded = 0;
+  answer = async (request) => {
+    pulledAtFetch = body.pulled();
+    for await (const chunk of request.stream) forwarded += chunk.byteLength;
+    return new Response("{}", { status: 201, headers: { "Content-Type": "application/json" } });
+  };
+  answer.streams = true;
   sent.length = 0;
-  const big = await post(100_000_000 + 64 * 1024 + 1);
-  assert.equal(big.status, 413);
-  assert.equal((await big.json()).source, "proxy");
-  assert.deepEqual(sent, []);
-  const fits = await post(100_000_000);
+  const fits = await upload(body.stream, size);
   assert.equal(fits.status, 201);
   assert.equal(sent.length, 1);
+  assert.ok(pulledAtFetch <= 2_000_000, `the handler read ${pulledAtFetch} bytes before forwarding`);
+  assert.equal(forwarded, size, "every byte went upstream");
+  assert.equal(sent[0].headers["content-length"], String(size));
+  assert.ok(sent[0].stream instanceof ReadableStream, "passed on as a stream, not a buffer");
+});
+
+test("a download streams back: the page gets the answer before the upstream has sent all of it", async () => {
+  let release;
+  const held = new Promise((resolve) => (release = resolve));
+  answer = () =>
+    new Response(
+      new ReadableStream({
+        async start(controller) {
+          controller.enqueue(new Uint8Array(1_000_000));
+          await held; // the rest only once the page has its answer
+          controller.enqueue(new Uint8Array(7_388_608));
+          controller.close();
+        },
+      }),
+      { status: 200, headers: { "Content-Type": "application/octet-stream" } },
+    );
+  const response = await handler.fetch(new Request(`${SELF}/api/files?url=${encodeURIComponent("https://replicate.delivery/x/embedding.bin")}`), env());
+  assert.equal(response.status, 200);
+  release();
+  assert.equal((await response.arrayBuffer()).byteLength, 8_388_608);
+});
+
+test("an answer over 64 MiB: refused when it says so, cut off when it does not", async () => {
+  answer = () => new Response("x", { status: 200, headers: { "Content-Length": String(64 * 1024 * 1024 + 1) } });
+  let result = await call(`/api/files?url=${encodeURIComponent("https://replicate.delivery/x")}`);
+  assert.equal(result.status, 502);
+  assert.equal(JSON.parse(result.text).source, "proxy");
+  answer = () => new Response(zeros(64 * 1024 * 1024 + 1_000_000).stream, { status: 200 });
+  const response = await handler.fetch(new Request(`${SELF}/api/files?url=${encodeURIComponent("https://replicate.delivery/x")}`), env());
+  assert.equal(response.status, 200);
+  await assert.rejects(response.arrayBuffer(), "the stream errors past the cap");
 });
 
 test("a preflight from an allowed origin gets CORS; from another origin, 403", async () => {

@@ -1,9 +1,11 @@
 // Run the hosted proxy (./proxy.js) on Node >= 20 for local use:
 //   REPLICATE_API_BASE=... ALLOWED_ORIGINS=http://localhost:8000 node sam2enc/web/edge/node.js [--host H] [--port P]
-// It only translates node:http to the Fetch API and back; every rule lives in proxy.js.
+// It only translates node:http to the Fetch API and back, bodies streamed both ways; every rule lives
+// in proxy.js.
 
 import { createServer } from "node:http";
 import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
 import { pathToFileURL } from "node:url";
 import handler from "./proxy.js";
 
@@ -22,9 +24,14 @@ export function createProxyServer(env = process.env) {
       duplex: hasBody ? "half" : undefined,
     });
     const response = await handler.fetch(request, env);
-    const payload = response.body ? Buffer.from(await response.arrayBuffer()) : Buffer.alloc(0);
-    outgoing.writeHead(response.status, { ...Object.fromEntries(response.headers), "Content-Length": payload.length });
-    outgoing.end(request.method === "HEAD" ? undefined : payload);
+    outgoing.writeHead(response.status, Object.fromEntries(response.headers));
+    if (!response.body || request.method === "HEAD") {
+      await response.body?.cancel().catch(() => {});
+      outgoing.end();
+      return;
+    }
+    // Streamed as it comes (chunked): an answer cut off upstream ends the connection, not a short body.
+    pipeline(Readable.fromWeb(response.body), outgoing).catch(() => outgoing.destroy());
   });
 }
 

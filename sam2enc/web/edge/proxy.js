@@ -1,6 +1,7 @@
 // The hosted token proxy: one Fetch-API handler, `export default { fetch(request, env) }`, that runs
-// unchanged on Cloudflare Workers, Vercel (api/[...path].js re-exports it), Deno (Deno.serve) and
-// Node >= 20 (./node.js). Replicate's API sends no CORS headers, so a deployed page calls this instead.
+// unchanged on Cloudflare Workers, Vercel (examples/vercel/api/proxy.js re-exports it), Deno
+// (Deno.serve) and Node >= 20 (./node.js). Replicate's API sends no CORS headers, so a deployed page
+// calls this instead.
 //
 // It forwards exactly what the local Python proxy (sam2enc/web/proxy.py) forwards, with the caller's
 // Authorization header passed through unchanged to env.REPLICATE_API_BASE (default
@@ -13,13 +14,19 @@
 //   GET  /api/predictions/<id>, POST /api/predictions/<id>/cancel
 //   GET  /api/files?url=<output URL>     -> the output file, from the upstream's origin or
 //                                           https://(*.)replicate.delivery only, first without the
-//                                           token; a 401/403 is retried once with it (policy.js).
+//                                           token; a 401/403 is retried once with it, a redirect
+//                                           followed without it to those hosts only (policy.js).
+// Bodies stream through, both ways: a POST needs a Content-Length (411 without one, 413 over 100 MB,
+// before anything is read) and its body goes upstream as it arrives; an answer goes back as it comes
+// (refused when it declares more than 64 MiB, cut off once more than that came). Nothing is
+// held whole in memory, so a 100 MB upload fits a 128 MB Workers isolate.
 // A browser request whose Origin is neither this handler's own nor one of env.ALLOWED_ORIGINS
 // (comma-separated) is refused (403) before anything is forwarded. Refusals are problem+json with
-// "source": "proxy"; upstream answers (errors included) pass through with their status and type.
+// "source": "proxy"; upstream answers (errors included) pass through with their status, type and
+// Retry-After, which CORS exposes to the page (Access-Control-Expose-Headers) for its backoff.
 // Nothing is stored; the log line is method, path and status: never a header, never a query string.
 
-import { fileHostAllowed, tokenAllowed } from "./policy.js";
+import { fileHostAllowed, MAX_REDIRECTS, redirectTarget, tokenAllowed } from "./policy.js";
 
 const DEFAULT_API_BASE = "https://api.replicate.com/v1";
 // Replicate's files API takes files under 100 MB; the multipart upload adds its part headers.
@@ -27,11 +34,11 @@ const MAX_BODY = 100 * 1000 * 1000 + 64 * 1024;
 const MAX_ANSWER = 64 * 1024 * 1024; // an upstream answer or output file: the embedding is 8 MiB
 const UPSTREAM_TIMEOUT_MS = 60_000;
 const CANCEL_AFTER = 600;
-const MAX_HOPS = 3;
 const PREDICTION = /^\/api\/predictions\/([A-Za-z0-9_-]{1,64})$/;
 const CANCEL = /^\/api\/predictions\/([A-Za-z0-9_-]{1,64})\/cancel$/;
 const MODEL = /^\/api\/models\/([A-Za-z0-9_.-]{1,100})\/([A-Za-z0-9_.-]{1,100})$/;
 const PREFER = /^wait(=([1-9]|[1-5][0-9]|60))?$/; // Replicate's sync mode: 1..60 seconds
+const EXPOSED = "Retry-After"; // the answer headers a page on an allowed origin may read
 
 class Refusal extends Error {
   constructor(status, detail) {
@@ -52,40 +59,31 @@ function settings(env = {}) {
   return { base, origins, cancelAfter: Number.isInteger(raw) && raw >= 5 ? raw : 0 };
 }
 
-/** The request's body, read up to MAX_BODY (413 past it, before or while reading). */
-async function body(request) {
+/** The request body's declared length, checked before a byte is read (411 without one, 413 over
+ * MAX_BODY). The runtime's HTTP framing holds the body to it, so it streams on unread. */
+function declaredLength(request) {
   const declared = request.headers.get("Content-Length");
-  if (declared !== null && !/^\d+$/.test(declared)) throw new Refusal(400, "Content-Length is not a number of bytes");
-  const limit = `the request body is over this proxy's ${Math.floor(MAX_BODY / 1_000_000)} MB limit`;
-  if (declared !== null && Number(declared) > MAX_BODY) throw new Refusal(413, limit);
-  const data = await read(request.body, MAX_BODY);
-  if (data === null) throw new Refusal(413, limit);
-  return data;
+  if (declared === null) {
+    if (request.body === null) return 0;
+    throw new Refusal(411, "send the body with a Content-Length");
+  }
+  if (!/^\d+$/.test(declared)) throw new Refusal(400, "Content-Length is not a number of bytes");
+  if (Number(declared) > MAX_BODY) throw new Refusal(413, `the request body is over this proxy's ${Math.floor(MAX_BODY / 1_000_000)} MB limit`);
+  return Number(declared);
 }
 
-/** A stream's bytes, or null once more than `cap` came. */
-async function read(stream, cap) {
-  if (!stream) return new Uint8Array(0);
-  const reader = stream.getReader();
-  const chunks = [];
+/** `stream` passed on as it flows, erroring once more than `cap` bytes came. */
+function capped(stream, cap) {
   let size = 0;
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    size += value.byteLength;
-    if (size > cap) {
-      await reader.cancel().catch(() => {});
-      return null;
-    }
-    chunks.push(value);
-  }
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.byteLength;
-  }
-  return out;
+  return stream.pipeThrough(
+    new TransformStream({
+      transform(chunk, controller) {
+        size += chunk.byteLength;
+        if (size > cap) controller.error(new Error("the upstream's answer is too large"));
+        else controller.enqueue(chunk);
+      },
+    }),
+  );
 }
 
 /** One upstream request, never following a redirect (it could carry the token elsewhere). */
@@ -98,55 +96,77 @@ async function send(url, init) {
   }
 }
 
-/** The upstream's answer passed back as it came (status, type, body), within MAX_ANSWER. */
+async function discard(response) {
+  await response.body?.cancel().catch(() => {});
+}
+
+/** The upstream's answer passed back as it came (status, type, Retry-After, body), streamed: refused
+ * when it declares more than MAX_ANSWER, cut off once more than that came. */
 async function relay(response) {
   if (response.status >= 300 && response.status < 400) {
-    await response.body?.cancel().catch(() => {});
-    throw new Refusal(502, "the upstream redirected to a host this proxy does not fetch from");
+    await discard(response);
+    throw new Refusal(502, "the upstream redirected an API call: the token follows no redirect");
   }
-  const payload = await read(response.body, MAX_ANSWER);
-  if (payload === null) throw new Refusal(502, "the upstream's answer is too large");
+  const declared = response.headers.get("Content-Length");
+  if (declared !== null && Number(declared) > MAX_ANSWER) {
+    await discard(response);
+    throw new Refusal(502, "the upstream's answer is too large");
+  }
   const headers = { "Content-Type": response.headers.get("Content-Type") || "application/octet-stream" };
   const retryAfter = response.headers.get("Retry-After");
   if (retryAfter) headers["Retry-After"] = retryAfter;
-  const empty = [204, 205, 304].includes(response.status);
-  return new Response(empty ? null : payload, { status: response.status, headers });
+  if ([204, 205, 304].includes(response.status) || !response.body) {
+    await discard(response);
+    return new Response(null, { status: response.status, headers });
+  }
+  // Counted as it flows, whatever it declared: a compressed answer is decoded on the way.
+  return new Response(capped(response.body, MAX_ANSWER), { status: response.status, headers });
 }
 
 async function forward(request, method, url, extra = {}) {
   const headers = { Accept: "application/json", ...extra };
-  let payload;
+  let body;
   if (method === "POST") {
-    payload = await body(request);
-    if (payload.byteLength) headers["Content-Type"] = request.headers.get("Content-Type") || "application/json";
+    const length = declaredLength(request);
+    if (length > 0) {
+      headers["Content-Type"] = request.headers.get("Content-Type") || "application/json";
+      headers["Content-Length"] = String(length); // Node's fetch streams it as declared; Workers knows it
+      body = request.body;
+    } else if (request.body) {
+      await request.body.cancel().catch(() => {});
+    }
   }
   const auth = request.headers.get("Authorization");
   if (auth) headers.Authorization = auth;
-  return relay(await send(url, { method, headers, body: payload?.byteLength ? payload : undefined }));
+  return relay(await send(url, { method, headers, body, duplex: body ? "half" : undefined }));
 }
 
-/** An output file: without the token first (delivery links are usually pre-signed), then once with
- * it where policy.js allows. Redirects are followed only to hosts it could fetch, and never with it. */
+/** An output file under policy.js: first without the token (delivery links are usually pre-signed);
+ * a 401/403 retried once with it, at the URL that asked, where tokenAllowed; a redirect followed
+ * without it, only to a URL fileHostAllowed, at most MAX_REDIRECTS times. */
 async function download(request, url, config) {
   if (!fileHostAllowed(url, config.base)) throw new Refusal(403, "only the upstream's output files can be fetched");
   const auth = request.headers.get("Authorization");
   let target = new URL(url).href;
-  for (let hop = 0; hop <= MAX_HOPS; hop++) {
-    const response = await send(target, { method: "GET" });
-    const location = response.headers.get("Location");
-    if (response.status >= 300 && response.status < 400 && location) {
-      await response.body?.cancel().catch(() => {});
-      target = new URL(location, target).href;
-      if (!fileHostAllowed(target, config.base)) break;
+  let sending = null;
+  let spent = false;
+  for (let redirects = 0; ; ) {
+    const response = await send(target, { method: "GET", headers: sending ? { Authorization: sending } : {} });
+    if (response.status >= 300 && response.status < 400) {
+      await discard(response);
+      const next = redirectTarget(response.headers.get("Location"), target, config.base);
+      if (next === null) throw new Refusal(502, "the upstream redirected to a host outside the download policy");
+      if (redirects >= MAX_REDIRECTS) throw new Refusal(502, `the upstream redirected more than ${MAX_REDIRECTS} times`);
+      [target, sending, redirects] = [next, null, redirects + 1];
       continue;
     }
-    if ([401, 403].includes(response.status) && auth && tokenAllowed(target, config.base)) {
-      await response.body?.cancel().catch(() => {});
-      return relay(await send(target, { method: "GET", headers: { Authorization: auth } }));
+    if ([401, 403].includes(response.status) && auth && !spent && tokenAllowed(target, config.base)) {
+      await discard(response);
+      [sending, spent] = [auth, true];
+      continue;
     }
     return relay(response);
   }
-  throw new Refusal(502, "the upstream redirected to a host this proxy does not fetch from");
 }
 
 async function route(request, url, config) {
@@ -183,6 +203,7 @@ function cors(request, url, config) {
     "Access-Control-Allow-Origin": origin,
     "Access-Control-Allow-Methods": "GET, POST",
     "Access-Control-Allow-Headers": "Authorization, Content-Type, Prefer",
+    "Access-Control-Expose-Headers": EXPOSED,
     "Access-Control-Max-Age": "600",
     Vary: "Origin",
   };

@@ -1,6 +1,26 @@
 // Replicate through the token proxy (<proxy>/api/…): the model lookup, the upload, the prediction and
 // its outputs. No DOM: the page passes the token, an AbortSignal and callbacks for what it shows.
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+/** `ms`, or less: rejects with an AbortError as soon as `signal` aborts. */
+function pause(ms, signal) {
+  return new Promise((resolve, reject) => {
+    const stop = () => reject(new DOMException("The wait was aborted.", "AbortError"));
+    if (signal?.aborted) return stop();
+    const timer = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    const onAbort = () => {
+      clearTimeout(timer);
+      stop();
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+  });
+}
+/** Retries of one call, as sam2enc/client.py (replicate-javascript's default): 429s, and 5xx on a GET. */
+export const RETRIES = 5;
+/** A host that caps request bodies below Replicate's 100 MB: Vercel functions take 4.5 MB. */
+const HOST_BODY_LIMIT = 4.5e6;
 const TERMINAL = ["succeeded", "failed", "canceled", "aborted"];
 /** Sync mode: the create asks Replicate to hold its answer up to this many seconds (1..60; the proxy
  * drops anything else), as the official clients' run() does; an unfinished answer is then polled. */
@@ -52,9 +72,28 @@ export function refusal(status, body, what) {
     : `Replicate refused ${what} (${status}): ${detail}`;
 }
 
-/** A call through the proxy; 429s are waited out as long as Replicate asks. */
+/** Seconds to wait before asking again after attempt `attempt` (0, 1, ...): the answer's Retry-After, in
+ * seconds or as an HTTP date (never negative), else 0.5 s doubling: as sam2enc/client.py's _retry_after. */
+export function retryDelay(retryAfter, attempt) {
+  const value = (retryAfter || "").trim();
+  if (/^\d+$/.test(value)) return Number(value);
+  const date = value ? Date.parse(value) : NaN;
+  if (!Number.isNaN(date)) return Math.max(0, (date - Date.now()) / 1000);
+  return 0.5 * 2 ** attempt;
+}
+
+/** An Error whose message is the sentence to show, with the answer's `status` and `body` when one came
+ * (`unreachable` when none did). */
+function failure(message, fields) {
+  return Object.assign(new Error(message), fields);
+}
+
+/** A call through the proxy. Replicate's 429s (any call) and 5xx (a GET: asking again changes nothing)
+ * are asked again up to RETRIES times, after the answer's Retry-After (the proxies pass it on and expose
+ * it to CORS); the proxy's own refusals are not. */
 export async function api(path, { token, signal, onNote = () => {}, what = "Replicate", ...init } = {}) {
   const url = endpoint(path);
+  const method = (init.method || "GET").toUpperCase();
   for (let attempt = 0; ; attempt++) {
     const headers = { Authorization: `Bearer ${token}`, ...(init.headers || {}) };
     if (typeof init.body === "string") headers["Content-Type"] = "application/json";
@@ -64,19 +103,32 @@ export async function api(path, { token, signal, onNote = () => {}, what = "Repl
     } catch (err) {
       if (err.name === "AbortError") throw err;
       const where = new URL(base).origin;
-      throw new Error(where === globalThis.location?.origin ? "The local proxy could not be reached: is `python -m sam2enc.web serve` still running?"
-        : `The token proxy at ${where} could not be reached: check the network, or the site's --proxy.`);
+      throw failure(where === globalThis.location?.origin ? "The local proxy could not be reached: is `python -m sam2enc.web serve` still running?"
+        : `The token proxy at ${where} could not be reached: check the network, or the site's --proxy.`, { unreachable: true });
     }
     const body = await response.json().catch(() => ({}));
-    if (response.status === 429 && attempt < 6) {
-      const wait = Number(response.headers.get("Retry-After")) || 2 ** attempt;
-      onNote(`rate limited, retrying in ${wait} s`);
-      await sleep(wait * 1000);
+    const again = response.status === 429 || (method === "GET" && response.status >= 500 && body?.source !== "proxy");
+    if (again && attempt < RETRIES) {
+      const wait = retryDelay(response.headers.get("Retry-After"), attempt);
+      const why = response.status === 429 ? "rate limited" : `Replicate answered ${response.status}`;
+      onNote(`${why}, retrying in ${Math.round(wait * 10) / 10} s`);
+      await pause(wait * 1000, signal);
       continue;
     }
-    if (!response.ok) throw new Error(refusal(response.status, body, what));
+    if (!response.ok) throw failure(refusal(response.status, body, what), { status: response.status, body });
     return body;
   }
+}
+
+/** The sentence for a photo upload of `bytes` that the proxy's host refused as too large (413) before
+ * the proxy saw it, or (`unreachable`) that got no answer a cross-origin page may read: a host's own 413
+ * need carry no CORS headers, and the browser then reports no answer at all. */
+export function tooLarge(bytes, unreachable = false) {
+  const mb = (bytes / 1e6).toFixed(1);
+  const instead = "upload a JPEG under 4.5 MB, or use a proxy on Cloudflare Workers or `python -m sam2enc.web serve` (100 MB)";
+  return unreachable
+    ? `The token proxy could not be reached with this ${mb} MB photo; if it runs on Vercel, whose functions take uploads up to 4.5 MB, ${instead}.`
+    : `The ${mb} MB photo is over the upload limit of the token proxy's host (Vercel functions take 4.5 MB): ${instead}.`;
 }
 
 /** Ask Replicate to stop a prediction; nobody waits for the answer. */
@@ -127,7 +179,14 @@ export async function encodeOnReplicate(file, model, job) {
   const form = new FormData();
   form.append("content", file, file.name || "photo");
   mark("upload-start");
-  const upload = await call("files", "the photo upload", { method: "POST", body: form });
+  let upload;
+  try {
+    upload = await call("files", "the photo upload", { method: "POST", body: form });
+  } catch (err) {
+    if (err.status === 413 && err.body?.source !== "proxy") throw new Error(tooLarge(file.size));
+    if (err.unreachable && file.size > HOST_BODY_LIMIT) throw new Error(tooLarge(file.size, true));
+    throw err;
+  }
   mark("upload-end");
   if (!job.live()) return null;
   const wait = Math.max(0, Math.min(SYNC_WAIT, Math.round(job.wait ?? SYNC_WAIT)));
