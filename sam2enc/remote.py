@@ -10,6 +10,10 @@ older than it) and, where it records one, by the model asked for; so it makes no
 Failures are named one per line and make the exit status 1; Ctrl+C (SIGINT) and SIGTERM (``timeout``,
 ``docker stop``, a CI runner) send a cancel for every prediction in flight and exit 130 and 143. The
 token comes from ``$REPLICATE_API_TOKEN`` and is never printed: every line written is scrubbed of it.
+
+The batch itself (``encode_batch``: the folder rules, resume, progress, signals) knows nothing of
+Replicate: it drives a ``Backend``, here ``Replicate``; ``sam2enc encode --space`` drives a Gradio Space
+through the same batch (sam2enc/space_client.py).
 """
 
 from __future__ import annotations
@@ -24,10 +28,10 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from .bundle import MANIFEST_FILE, Bundle, check_writable, photo_sha256, read_bundle, write_bundle
 from .client import TIMEOUT, RemoteModel
@@ -51,6 +55,51 @@ class Job:
     out_dir: Path
 
 
+class Backend(Protocol):
+    """What a batch encodes with. ``encode_into`` is called from several threads at once."""
+
+    secret: str  # scrubbed from every line written (the API token; "" for none)
+
+    def prepare(self) -> None:
+        """Called once, before the first photo is sent: a model or Space that cannot run raises its
+        one-sentence ``Sam2EncError`` here, before any upload."""
+
+    def other_model(self, bundle: Bundle) -> str | None:
+        """The model that made ``bundle`` (already known to be of the same photo) where it is not the one
+        this batch asks for, which encodes the photo again; None where it is (or cannot be told)."""
+
+    def encode_into(self, job: Job, stop: threading.Event, created: Callable[[str], None]) -> None:
+        """Encode ``job.image`` and write its verified bundle whole to ``job.out_dir``. ``created`` hears
+        a handle for ``cancel`` as soon as there is one; once ``stop`` is set, give up (raise)."""
+
+    def cancel(self, handle: str) -> None:
+        """Best effort: stop the work ``handle`` names (a failure is logged, never raised)."""
+
+
+class Replicate:
+    """The ``Backend`` of ``encode --remote``: predictions on Replicate, bundles stamped with the model."""
+
+    def __init__(self, model: str, token: str) -> None:
+        self.model, self.secret = model, token
+        self.remote = RemoteModel(model, api_token=token, timeout=TIMEOUT, wait=BATCH_WAIT)
+
+    def prepare(self) -> None:
+        self.remote.resolve()  # a model that cannot run is one error, before any upload
+
+    def other_model(self, bundle: Bundle) -> str | None:
+        if bundle.replicate and not same_model(bundle.replicate, self.model):
+            return str(bundle.replicate.get("model"))
+        return None
+
+    def encode_into(self, job: Job, stop: threading.Event, created: Callable[[str], None]) -> None:
+        bundle = self.remote.encode(job.image, stop, created)
+        _, target = self.remote.resolve()
+        write_bundle(stamped(bundle, job.image, self.model, target), job.out_dir)
+
+    def cancel(self, handle: str) -> None:
+        self.remote.cancel(handle)
+
+
 def encode_on_replicate(
     images: list[Path],
     model: str,
@@ -63,13 +112,33 @@ def encode_on_replicate(
 
     Setup problems (no token, a model that cannot run, clashing names, a bad ``concurrency``) raise a
     one-sentence ``Sam2EncError`` before any photo is uploaded."""
-    if not 1 <= concurrency <= MAX_CONCURRENCY:
-        raise Sam2EncError(f"--concurrency must be between 1 and {MAX_CONCURRENCY}, got {concurrency}")
+    check_concurrency(concurrency)
     token = os.environ.get("REPLICATE_API_TOKEN", "").strip()
     if not token:
         raise RemoteError("no API token: set REPLICATE_API_TOKEN to a Replicate API token")
+    return encode_batch(images, out, Replicate(model, token), concurrency, stdout, stderr)
+
+
+def check_concurrency(concurrency: int) -> None:
+    if not 1 <= concurrency <= MAX_CONCURRENCY:
+        raise Sam2EncError(f"--concurrency must be between 1 and {MAX_CONCURRENCY}, got {concurrency}")
+
+
+def encode_batch(
+    images: list[Path],
+    out: Path,
+    backend: Backend,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    """Encode ``images`` with ``backend`` into ``out/<stem>/`` each; the exit status (0, 1, 130 or 143).
+
+    A folder there that is not a bundle's is refused (that photo fails, the others go on); a bundle that
+    is already there, verifies, and is of the same photo and the model asked for is skipped."""
+    check_concurrency(concurrency)
     jobs = plan(images, out)
-    progress = Progress(len(jobs), stdout or sys.stdout, stderr or sys.stderr, secret=token)
+    progress = Progress(len(jobs), stdout or sys.stdout, stderr or sys.stderr, secret=backend.secret)
     todo, refused = [], 0
     for job in jobs:
         try:
@@ -78,15 +147,14 @@ def encode_on_replicate(
             refused += 1
             progress.failed(job, exc)
             continue
-        if current(job, model):
+        if current(job, backend):
             progress.skipped(job)
         else:
             todo.append(job)
     status = 0
     if todo:
-        remote = RemoteModel(model, api_token=token, timeout=TIMEOUT, wait=BATCH_WAIT)
-        remote.resolve()  # a model that cannot run is one error, before any upload
-        status = Batch(remote, todo, concurrency, progress).run()
+        backend.prepare()
+        status = Batch(backend, todo, concurrency, progress).run()
     progress.summary()
     return EXIT_FAILED if refused and status == 0 else status
 
@@ -114,13 +182,13 @@ def plan(images: list[Path], out: Path) -> list[Job]:
     return jobs
 
 
-def current(job: Job, model: str) -> bool:
+def current(job: Job, backend: Backend) -> bool:
     """Does ``job.out_dir`` already hold this photo's bundle, whole, from the model asked for?
 
     Whole: it verifies against its own manifest. This photo: the manifest's ``source.sha256`` is the
     photo's bytes now (a bundle older than that field: the photo's upright size is the bundle's).
-    The model: a bundle that records the Replicate model it came from (``replicate``) is encoded again
-    when ``model`` names another one, or pins another version."""
+    The model: ``backend.other_model`` (Replicate: a bundle that records the Replicate model it came from,
+    ``replicate``, is encoded again when the model asked for is another one, or pins another version)."""
     if not (job.out_dir / MANIFEST_FILE).is_file():
         return False
     try:
@@ -140,8 +208,8 @@ def current(job: Job, model: str) -> bool:
     if not same_photo:
         log.info("%s will be encoded again: %s changed since its bundle was written", job.out_dir, job.image)
         return False
-    if bundle.replicate and not same_model(bundle.replicate, model):
-        log.info("%s will be encoded again: it was encoded by %s", job.out_dir, bundle.replicate.get("model"))
+    if (other := backend.other_model(bundle)) is not None:
+        log.info("%s will be encoded again: it was encoded by %s", job.out_dir, other)
         return False
     return True
 
@@ -197,8 +265,8 @@ def sigterm_as_interrupt() -> Iterator[None]:
 class Batch:
     """Worker threads over a queue of jobs; the main thread counts results and handles Ctrl+C."""
 
-    def __init__(self, remote: RemoteModel, jobs: list[Job], concurrency: int, progress: Progress) -> None:
-        self.remote = remote
+    def __init__(self, backend: Backend, jobs: list[Job], concurrency: int, progress: Progress) -> None:
+        self.backend = backend
         self.jobs: queue.Queue[Job] = queue.Queue()
         for job in jobs:
             self.jobs.put(job)
@@ -247,10 +315,7 @@ class Batch:
                 self.in_flight[job] = None
             self.progress.tick(in_flight=len(self.in_flight))
             try:
-                created = functools.partial(self._created, job)
-                bundle = self.remote.encode(job.image, self.stop, created)
-                _, target = self.remote.resolve()
-                write_bundle(stamped(bundle, job.image, self.remote.model, target), job.out_dir)
+                self.backend.encode_into(job, self.stop, functools.partial(self._created, job))
                 error = None
             except Exception as exc:  # every failure, expected or not, is its photo's one line
                 error = exc
@@ -272,7 +337,7 @@ class Batch:
         what = "interrupted" if signum == signal.SIGINT else "terminated (SIGTERM)"
         self.progress.line(f"{what}: canceling {len(known)} prediction(s) in flight", err=True)
         for pid in known:
-            self.remote.cancel(pid)
+            self.backend.cancel(pid)
         try:
             while any(worker.is_alive() for worker in self.workers):
                 with self.lock:
