@@ -8,7 +8,7 @@ MODEL ?= tiny
 MODELS_DIR ?= weights
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: venv install install-web browser web bench-web demo test test-fast mutate lint format schema export weights serve bench bench-gpu push clean
+.PHONY: venv install install-web browser web bench-web demo test test-fast mutate lint format schema export weights serve space space-serve bench bench-gpu push clean
 
 # Three layers, so that a target pulls in only what it uses: `venv` (Python only: demo, test-fast, the
 # CLI), `node_modules` (npm: the page's onnxruntime-web, playwright-core) and `browser` (chromium, for
@@ -22,6 +22,9 @@ $(VENV)/.installed: requirements-dev.txt pyproject.toml
 	$(PY) -m pip install -q -r requirements-dev.txt
 	# sam2 is an sdist that would build a CUDA extension and pull its own torch: neither is needed.
 	SAM2_BUILD_CUDA=0 $(PY) -m pip install -q --no-deps --no-build-isolation sam2==1.1.0
+	# gradio (the Space) caps Pillow below the 13.0.0 pinned above: its dependencies are pinned in
+	# requirements-dev.txt, gradio itself goes in without them (space/README.md's sdk_version says the same).
+	$(PY) -m pip install -q --no-deps gradio==6.31.0
 	# sam2enc itself, editable, for the `sam2enc` command (its dependencies are the pins above).
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
@@ -101,6 +104,12 @@ bench-gpu: $(GPU_VENV)/.installed  ## GPU: SAM2 bf16 row, fp32/tf32/fp16 (in-gra
 
 bench-web: install  ## browser latency (headless chromium, WASM): 512² and 4000×3000 -> build/bench-web.json
 	$(PY) -m tools.bench_web --models-dir $(MODELS_DIR)
+
+space-serve: venv  ## the Gradio Space on 127.0.0.1:7860 over weights/ (PORT=... to change): python -m sam2enc.space
+	$(PY) -m sam2enc.space --models-dir $(MODELS_DIR) --port $${PORT:-7860}
+
+space: venv  ## stage the Hugging Face Space (space/ + sam2enc + the encoder) into build/space/ (GPU=1: onnxruntime-gpu)
+	$(PY) -m tools.space_build --models-dir $(MODELS_DIR) --out build/space $(if $(GPU),--gpu)
 
 push:  ## build and push to Replicate with the cog CLI (needs Docker): make push MODEL_REF=r8.im/you/sam2enc
 	@test -f $(MODELS_DIR)/model.json || { echo "run 'make weights MODEL=large' first"; exit 1; }

@@ -3,6 +3,7 @@
 sam2enc weights --model tiny                     # download Meta's checkpoint, then export it
 sam2enc export  --model tiny --checkpoint sam2.1_hiera_tiny.pt
 sam2enc encode  photo.jpg --out bundle/
+sam2enc encode  --space you/sam2enc photos/*.jpg --out bundles/   # on a Gradio Space (sam2enc.space_client)
 sam2enc decode  bundle/ --point 410,300,1 --out mask.png
 sam2enc decode  bundle/ --prompts objects.json --coco coco.json   # several objects, COCO RLE (sam2enc.coco)
 sam2enc polygons coco.json --out coco-polygons.json             # RLE -> polygons (sam2enc.polygons)
@@ -97,13 +98,22 @@ def _parser() -> argparse.ArgumentParser:
         "a folder holding other files is refused); with several images, OUT/<stem>/ each",
     )
     p.add_argument("--device", choices=DEVICES, default="auto", help="execution provider")
-    p.add_argument(
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
         "--remote",
         metavar="MODEL",
         help="encode on Replicate instead (owner/name[:version]) into OUT/<stem>/ each; token from "
         "$REPLICATE_API_TOKEN, API from $REPLICATE_BASE_URL; a rerun skips bundles already written",
     )
-    p.add_argument("--concurrency", type=int, default=4, metavar="N", help="--remote: predictions in flight")
+    where.add_argument(
+        "--space",
+        metavar="SPACE",
+        help="encode on a Gradio Space instead (owner/space or its URL; python -m sam2enc.space) into "
+        "OUT/<stem>/ each; $HF_TOKEN for a private Space; a rerun skips bundles already written",
+    )
+    p.add_argument(
+        "--concurrency", type=int, default=4, metavar="N", help="--remote/--space: predictions in flight"
+    )
     p.set_defaults(run=_encode)
 
     p = add("decode", "run the decoder on a bundle and write the best mask as a PNG")
@@ -174,6 +184,10 @@ def _encode(args: argparse.Namespace) -> int:
         from .remote import encode_on_replicate
 
         return encode_on_replicate(args.images, args.remote, args.out, args.concurrency)
+    if args.space:
+        from .space_client import encode_on_space
+
+        return encode_on_space(args.images, args.space, args.out, args.concurrency)
     require_runtime()
     from .encoder import Encoder
     from .pipeline import Timings, encode_to_dir

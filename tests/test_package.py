@@ -59,6 +59,7 @@ def test_every_library_module_is_used_by_the_library_or_its_entry_points():
     graph = intra_package_imports()
     entry_points = {"sam2enc", "sam2enc.__main__", "sam2enc.web", "sam2enc.web.__main__", "sam2enc.client"}
     entry_points |= {"sam2enc.service"}  # predict.py's
+    entry_points |= {"sam2enc.space"}  # python -m sam2enc.space, and space/app.py (the Hugging Face Space)
     reached, todo = set(), list(entry_points)
     while todo:
         module = todo.pop()
@@ -94,7 +95,7 @@ def test_pyproject_declares_the_package_and_its_command(tmp_path):
     assert "sam2enc = sam2enc.__main__:main" in entry_points
     assert "sam2enc/web/static/app.js" in names and "sam2enc/encoder.py" in names
     assert not any(n.startswith(("tests/", "tools/")) for n in names)
-    for extra in ("serve", "export", "dev"):
+    for extra in ("serve", "export", "space", "notebook", "dev"):
         assert f"Provides-Extra: {extra}" in metadata
     from sam2enc.__main__ import main
 
