@@ -17,13 +17,11 @@ CPU tests hold this path to the plain one, byte for byte.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import onnxruntime as ort
 
 from .bundle import INPUT_SIZE, TENSORS
-from .errors import ProviderError
+from .settings import switch
 
 CUDA_GRAPH_ENV = "SAM2ENC_CUDA_GRAPH"
 CUDA_GRAPH_OPTION = "enable_cuda_graph"  # the CUDA provider's option
@@ -33,12 +31,7 @@ _DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16}
 
 def cuda_graph_from_env() -> bool:
     """``$SAM2ENC_CUDA_GRAPH``: 1/true/yes/on replays the encoder as a CUDA graph; unset or 0 does not."""
-    value = os.environ.get(CUDA_GRAPH_ENV, "").strip().lower()
-    if value in ("", "0", "false", "no", "off"):
-        return False
-    if value in ("1", "true", "yes", "on"):
-        return True
-    raise ProviderError(f"${CUDA_GRAPH_ENV} must be 1 or 0, got {value!r}")
+    return switch(CUDA_GRAPH_ENV)
 
 
 class FixedBuffers:

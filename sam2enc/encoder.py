@@ -27,6 +27,7 @@ from .image import LoadedImage, load_image
 from .modeldir import ENCODER_FILE, ModelInfo
 from .precision import check_precision, cuda_options, fp16_encoder, precision_from_env
 from .preprocess import preprocess
+from .settings import choice
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ CPU = "CPUExecutionProvider"
 
 def device_from_env() -> str:
     """``$SAM2ENC_DEVICE`` (the Cog image sets ``cuda``), else ``auto``."""
-    return os.environ.get(DEVICE_ENV, "").strip().lower() or "auto"
+    return choice(DEVICE_ENV, DEVICES, "auto")
 
 
 def session_options(threads: int | None = None, spinning: bool = True) -> ort.SessionOptions:
@@ -126,6 +127,7 @@ class Encoder:
         self.models_dir = Path(models_dir)
         self.info = ModelInfo.read(self.models_dir)
         precision = check_precision(precision or precision_from_env())
+        decoding = decode_from_env()  # read here, on every device: a bad value fails setup everywhere
         if preprocessing not in PREPROCESSING:
             raise ValueError(f"preprocessing must be auto, host or graph, not {preprocessing!r}")
         cuda_possible = device in ("auto", "cuda") and CUDA in ort.get_available_providers()
@@ -157,7 +159,7 @@ class Encoder:
             raise ValueError("a JpegDecoder feeds the preprocessing graph: pass preprocessing='graph'")
         self.jpeg: JpegDecoder | None = jpeg
         if jpeg is None and self.graph is not None and self.provider == CUDA:
-            self.jpeg = gpu_jpeg_decoder(decode_from_env())
+            self.jpeg = gpu_jpeg_decoder(decoding)
         outputs = {o.name for o in self.session.get_outputs()}
         if outputs != set(TENSORS):
             raise ModelError(f"{ENCODER_FILE} outputs {sorted(outputs)}, expected {sorted(TENSORS)}")
@@ -256,9 +258,10 @@ class Encoder:
     def run(self, image: np.ndarray | ort.OrtValue) -> dict[str, np.ndarray]:
         """(1,3,1024,1024) float32, an array or an OrtValue on any device → {name: float16 array},
         bound by output name, never position."""
-        if self.fixed is not None:
-            return self.fixed.run(image)
         names = list(TENSORS)
+        if self.fixed is not None:  # the same promise on the fixed buffers: float16, by name
+            outputs = self.fixed.run(image)
+            return {name: np.asarray(outputs[name], dtype=np.float16) for name in names}
         if isinstance(image, ort.OrtValue):
             binding = self.session.io_binding()
             binding.bind_ortvalue_input("image", image)

@@ -50,3 +50,7 @@ class Terminated(BaseException):
     SIGINT raises KeyboardInterrupt: not an ``Exception``, so that no handler of failures swallows it."""
 
     exit_code = 143  # 128 + SIGTERM, as shells report a process it ended
+
+
+class SettingError(Sam2EncError):
+    """A ``SAM2ENC_*`` environment variable holds a value it cannot take (sam2enc/settings.py)."""

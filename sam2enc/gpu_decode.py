@@ -37,6 +37,7 @@ import numpy as np
 from PIL import Image
 
 from .image import SWAPS_AXES, LoadedImage, load_image, plain_jpeg_orientation, read_upload
+from .settings import choice
 
 log = logging.getLogger(__name__)
 
@@ -88,10 +89,8 @@ def _is_device(image: Any) -> bool:
 
 
 def decode_from_env() -> str:
-    value = os.environ.get(DECODE_ENV, "").strip().lower() or "auto"
-    if value not in DECODERS:
-        raise ValueError(f"${DECODE_ENV} must be one of {', '.join(DECODERS)}, got {value!r}")
-    return value
+    """``$SAM2ENC_DECODE``, else auto."""
+    return choice(DECODE_ENV, DECODERS, "auto")
 
 
 class JpegDecoder:

@@ -11,7 +11,8 @@ only polygons (the YOLO segmentation converters, for one, take ``segmentation`` 
 - **holes are filled**: pycocotools unions an annotation's polygons, so a polygon cannot cut one out
   (RLE keeps them — the reason the page and the CLI write RLE);
 - simplified by Douglas–Peucker within ``tolerance`` pixels (default 1: the one-pixel stairs of a curved
-  edge go, the outline stays within a pixel of the mask's).
+  edge go, the outline stays within a pixel of the mask's); a region that simplification would reduce
+  to a line (one pixel wide, or a single pixel) keeps its exact outline, so no region is lost.
 
 ``bbox``, ``area`` (the mask's pixels) and the ``sam2enc`` prompts are kept. An empty mask, or a crowd
 annotation (``iscrowd: 1``, RLE by COCO's own convention), keeps its RLE.
@@ -43,8 +44,9 @@ def mask_polygons(mask: np.ndarray, tolerance: float = DEFAULT_TOLERANCE) -> lis
     polygons = []
     for _, loop in outlines:
         points = _simplify(loop, tolerance) if tolerance > 0 else loop
-        if len(points) >= 3:
-            polygons.append([int(v) for point in points for v in point])  # corners: whole pixels
+        if len(points) < 3:  # a region a pixel wide or a single pixel lies within the tolerance of a
+            points = loop  # line: simplified, it would vanish while bbox and area still count it
+        polygons.append([int(v) for point in points for v in point])  # corners: whole pixels
     return polygons
 
 

@@ -4,7 +4,8 @@
 - ``tf32``: the same graph with ``use_tf32=1``: convolutions and matmuls on tensor cores, 10-bit mantissa.
 - ``fp16``: ``encoder_fp16.onnx``, made from encoder.onnx by onnxruntime.transformers' float16 converter
   with LayerNorm, Softmax and the ops of a decomposed LayerNorm (ReduceMean, Pow, Sqrt) kept in fp32 —
-  their sums overflow or lose the small differences in fp16. Made once and kept beside encoder.onnx
+  their sums overflow or lose the small differences in fp16 — and Resize (``FP32_OPS``), whose
+  bilinear weights and positions would be rounded to fp16. Made once and kept beside encoder.onnx
   (or in a cache directory when that one is read-only); making it needs the ``onnx`` package.
 
 Which one is served is a decision with numbers: tools/bench_gpu.py measures each against SAM2's own
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from .errors import ModelError, ProviderError
 from .modeldir import ENCODER_FILE
+from .settings import choice
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +36,7 @@ FP32_OPS = ["LayerNormalization", "Softmax", "ReduceMean", "Pow", "Sqrt", "Resiz
 
 def precision_from_env() -> str:
     """``$SAM2ENC_PRECISION``, else fp32."""
-    return os.environ.get(PRECISION_ENV, "").strip().lower() or DEFAULT_PRECISION
+    return choice(PRECISION_ENV, PRECISIONS, DEFAULT_PRECISION)
 
 
 def check_precision(precision: str) -> str:

@@ -13,11 +13,12 @@ import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 
 from sam2enc.cuda_graph import CUDA_GRAPH_ENV, FixedBuffers, cuda_graph_from_env
 from sam2enc.encoder import Encoder
-from sam2enc.errors import ProviderError
+from sam2enc.errors import SettingError
 from sam2enc.modeldir import ENCODER_FILE
 from sam2enc.pipeline import encode
 
@@ -46,6 +47,7 @@ def test_fixed_buffers_give_the_plain_bundles(graph_encoders, expected, photos):
     bundles = {name: encode(photos[name], fixed) for name in PHOTOS}
     for name, bundle in bundles.items():  # the later photos did not overwrite the earlier ones' features
         assert bundle.to_bytes() == expected[name], name
+        assert {array.dtype for array in bundle.features.values()} == {np.dtype(np.float16)}, "as promised"
 
 
 def test_host_preprocessed_pixels_are_copied_into_the_buffer(models_dir, encoder, photos):
@@ -84,7 +86,7 @@ def test_setting_is_read_from_the_environment(monkeypatch):
         monkeypatch.setenv(CUDA_GRAPH_ENV, value)
         assert cuda_graph_from_env() is expected, value
     monkeypatch.setenv(CUDA_GRAPH_ENV, "maybe")
-    with pytest.raises(ProviderError, match=r"^\$SAM2ENC_CUDA_GRAPH must be 1 or 0, got 'maybe'$"):
+    with pytest.raises(SettingError, match=r"^\$SAM2ENC_CUDA_GRAPH must be 1 or 0, got 'maybe'$"):
         cuda_graph_from_env()
     monkeypatch.setenv(CUDA_GRAPH_ENV, "1")
     assert cuda_graph_from_env()

@@ -79,6 +79,26 @@ def test_device_comes_from_the_environment(monkeypatch):
     assert device_from_env() == "cuda"
 
 
+@pytest.mark.parametrize(
+    "name, value, sentence",
+    [
+        ("SAM2ENC_DEVICE", "gpu", "$SAM2ENC_DEVICE must be one of auto, cuda, cpu, got 'gpu'"),
+        ("SAM2ENC_PRECISION", "bf16", "$SAM2ENC_PRECISION must be one of fp32, tf32, fp16, got 'bf16'"),
+        ("SAM2ENC_CUDA_GRAPH", "maybe", "$SAM2ENC_CUDA_GRAPH must be 1 or 0, got 'maybe'"),
+        ("SAM2ENC_DECODE", "nvjpeg", "$SAM2ENC_DECODE must be one of auto, gpu, pillow, got 'nvjpeg'"),
+    ],
+)
+def test_every_setting_is_refused_the_same_way_at_setup(monkeypatch, models_dir, name, value, sentence):
+    """One parser (sam2enc/settings.py), one kind of error, raised by setup, not by the first photo."""
+    from sam2enc.errors import SettingError
+    from sam2enc.service import EncoderService
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SettingError) as caught:
+        EncoderService(models_dir)
+    assert str(caught.value) == sentence
+
+
 def test_unknown_device_and_missing_files(models_dir, tmp_path):
     with pytest.raises(ProviderError, match="device must be one of auto, cuda, cpu"):
         create_session(models_dir / "decoder.onnx", "tpu")

@@ -62,6 +62,19 @@ def test_regions_touching_at_a_corner_are_two_polygons_and_a_hole_is_filled():
     assert mask_polygons(np.zeros((3, 3), bool)) == []
 
 
+@pytest.mark.parametrize("tolerance", [0, 1, 5])
+def test_regions_a_pixel_wide_are_kept_at_every_tolerance(tolerance):
+    """A 1×10 line, a 10×1 line and a single pixel: simplified, each is within 1 px of a line and would
+    vanish, while bbox and area still count it."""
+    mask = np.zeros((20, 30), dtype=bool)
+    mask[2:12, 3] = True  # 1×10, vertical
+    mask[15, 10:20] = True  # 10×1, horizontal
+    mask[5, 25] = True  # one pixel
+    polygons = mask_polygons(mask, tolerance)
+    assert len(polygons) == 3
+    assert (rasterised(polygons, 20, 30) == mask).all()
+
+
 @pytest.mark.parametrize("name", ["coins", "astronaut"])
 def test_default_tolerance_keeps_the_outline_with_fewer_vertices(name):
     mask = real_masks()[name]

@@ -12,7 +12,7 @@ import pytest
 
 from sam2enc.bundle import TENSORS, read_bundle
 from sam2enc.encoder import Encoder
-from sam2enc.errors import ProviderError
+from sam2enc.errors import SettingError
 from sam2enc.export import relative_l2
 from sam2enc.modeldir import ENCODER_FILE, MODEL_INFO_FILE
 from sam2enc.pipeline import encode_to_dir
@@ -22,7 +22,9 @@ from tests.conftest import upright_rgb
 
 def test_bad_precision_is_one_sentence(models_dir, monkeypatch):
     monkeypatch.setenv(PRECISION_ENV, "bf16")
-    with pytest.raises(ProviderError, match=r"^precision must be one of fp32, tf32, fp16, got 'bf16'") as err:
+    with pytest.raises(
+        SettingError, match=r"^\$SAM2ENC_PRECISION must be one of fp32, tf32, fp16, got 'bf16'$"
+    ) as err:
         Encoder(models_dir, device="cpu")
     assert str(err.value).count(". ") == 0 and "\n" not in str(err.value)
 

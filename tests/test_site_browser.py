@@ -82,6 +82,15 @@ def pages(models_dir, tmp_path_factory) -> Path:
     shutil.copytree(out, with_proxy)  # what `build --proxy` writes differs from it in config.json only
     config = json.loads((with_proxy / "config.json").read_text())
     (with_proxy / "config.json").write_text(json.dumps({**config, "proxy": PROXY}))
+    # deployments gone wrong: the decoder missing, the demo list mangled, the demo photo missing
+    for name, broken in [
+        ("no-decoder", "models/decoder.onnx"),
+        ("bad-demos", "demos/index.json"),
+        ("lost-photo", "demos/astronaut/photo.jpg"),
+    ]:
+        shutil.copytree(out, root / name)
+        (root / name / broken).unlink()
+    (root / "bad-demos" / "demos" / "index.json").write_text('{"demos": [{"photo": ')
     return root
 
 
@@ -198,3 +207,39 @@ def test_a_site_built_with_a_proxy_calls_it_only_on_encode(server, browser, phot
     outside = [r[1] for r in seen(browser) if not r[1].startswith(base)]
     assert outside == [f"{PROXY}/api/models/me/sam2enc"], outside
     assert "could not be reached" in browser.state()["remote"], browser.state()
+
+
+def failed_status(browser: Browser) -> str:
+    browser.call(
+        "await ctx.page.waitForFunction(() => document.querySelector('#status').dataset.state === 'error')"
+    )
+    return browser.state()["status"]
+
+
+def test_a_deploy_gone_wrong_names_the_file_and_offers_nothing_that_is_not_there(server, browser):
+    """The decoder answering 404: said at once, naming the file and the status; a click repeats it and
+    never offers an Encode this site does not have. A mangled demo list and a missing demo photo: one
+    sentence each, naming the file. No uncaught error anywhere."""
+    open_recorded(browser, f"{server.url}/no-decoder/")
+    status = failed_status(browser)
+    assert status.startswith("The decoder could not be loaded:"), status
+    assert "models/decoder.onnx" in status and "HTTP 404" in status, status
+    browser.call("await ctx.page.click('#demo')")
+    browser.call("await ctx.page.waitForFunction(() => window.sam2enc.size[0] > 0)")
+    assert failed_status(browser) == status, "the demo's bundle is answered with the same sentence"
+    browser.call("await ctx.click(200, 200)")
+    state = browser.state()
+    assert state["state"] == "refused" and state["points"] == [], state
+    assert state["status"].startswith("Prompt not placed: the decoder could not be loaded"), state
+    assert "Encode" not in state["status"] and "Replicate" not in state["status"], state
+    assert [line for line in browser.call("return ctx.console") if "pageerror" in line] == []
+
+    for site, says in [
+        ("bad-demos", "The demo list (demos/index.json) is not a list of demos: rebuild the site."),
+        ("lost-photo", "The demo photo (astronaut/photo.jpg) could not be loaded (HTTP 404)."),
+    ]:
+        open_recorded(browser, f"{server.url}/{site}/")
+        browser.call("await ctx.page.click('#demo')")
+        assert failed_status(browser) == says
+        assert browser.state()["size"] == [0, 0], "nothing half-shown"
+        assert [line for line in browser.call("return ctx.console") if "pageerror" in line] == [], site

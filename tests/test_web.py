@@ -21,6 +21,7 @@ import os
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -100,6 +101,18 @@ def open_disk(browser, app, files, **query) -> dict:
     browser.open(url(app, **query))
     browser.call("await ctx.page.setInputFiles('#bundle', args.files)", files=files)
     return browser.ready()
+
+
+TERMINAL = ("succeeded", "failed", "canceled", "aborted")
+REMOTE = "document.querySelector('#remote-status').textContent"
+
+
+def wait_until(condition, what: str, seconds: float = 60.0) -> None:
+    """Wait on a state (never a fixed time); fail naming ``what`` if it never comes."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {seconds} s"
+        time.sleep(0.05)
 
 
 def retry_queued_then_cancel(browser, standin) -> None:
@@ -348,8 +361,7 @@ def test_encode_on_replicate_cancel_retry_and_a_failed_second_encode(
     standin.outputs_need_token = True  # the page's download passes the token to the proxy, which retries
     browser.call("await ctx.page.setInputFiles('#photo', args.p)", p=str(photos["rocket"]))
     browser.call("await ctx.page.click('#encode')")
-    state = browser.ready()
-    assert "Encoded in" in state["remote"], state
+    state = browser.encoded()
     rocket = encode(photos["rocket"], encoder)
     w, h = state["size"]
     browser.click(w * 0.4, h * 0.5)
@@ -359,36 +371,45 @@ def test_encode_on_replicate_cancel_retry_and_a_failed_second_encode(
     assert json.loads(manifest.read_text())["originalWidth"] == w
     assert len(embedding.read_bytes()) == 8388608
 
-    # a second encode with a wrong token fails: the first photo's embedding is gone, clicks refused
+    # a second encode with a wrong token fails: the first photo, its bundle and its prompt stay, usable
     browser.call("await ctx.page.fill('#token', 'r8_wrong')")
     browser.call("await ctx.page.setInputFiles('#photo', args.p)", p=str(photos["coffee"]))
+    assert browser.state()["size"] == [w, h], "choosing a photo keeps the live one"
     browser.call("await ctx.page.click('#encode')")
-    state = browser.call("return ctx.ready()")
+    state = browser.call("return ctx.encoded()")  # the rocket stays ready: wait for the encode's end
     assert state["state"] == "error" and "Replicate refused" in state["status"], state
-    browser.call("await ctx.click(100, 100)")
-    state = browser.state()
-    assert state["points"] == [] and not browser.canvas_mask().any(), state
+    assert "rocket.jpg and its prompts are as they were" in state["status"], state
+    assert state["size"] == [w, h] and state["points"] == [[w * 0.4, h * 0.5, 1]], state
+    browser.click(w * 0.2, h * 0.3, button="right")
+    prompts = [(w * 0.4, h * 0.5, 1), (w * 0.2, h * 0.3, 0)]
+    assert iou(browser.canvas_mask(), expected(decoder, rocket, prompts)) >= 0.999, "still the rocket's"
+    shown = "['encode', 'retry'].filter((b) => !document.getElementById(b).hidden)"
+    assert browser.call(f"return ctx.page.evaluate(() => {shown})") == ["retry"], "after a failure: Retry"
     assert not browser.call("return ctx.page.isDisabled('#retry')")
 
-    # Cancel a queued prediction: stops polling, cancels it upstream; Retry then encodes
+    # Cancel a queued prediction: stops polling, cancels it upstream, keeps the rocket; Encode then encodes
     retry_queued_then_cancel(browser, standin)
-    browser.call("await ctx.page.waitForTimeout(300)")
+    browser.call(f"await ctx.page.waitForFunction(() => {REMOTE} === 'Canceled.')")
     state = browser.state()
-    assert state["remote"] == "Canceled." and not state["ready"], state
+    assert state["ready"] and state["size"] == [w, h] and len(state["points"]) == 2, state
     assert any(m == "POST" and p.endswith("/cancel") for m, p in standin.requests), standin.requests[-5:]
     standin.delay = 0
     browser.call("await ctx.page.click('#encode')")
-    assert browser.ready()["size"] == [600, 400]
+    assert browser.encoded()["size"] == [600, 400]
+    assert browser.state()["points"] == [], "the new photo starts without prompts"
 
     # a second photo while the first is still encoding: the first prediction's result is ignored
     standin.delay = 1
     browser.call("await ctx.page.setInputFiles('#photo', args.p)", p=str(photos["rocket"]))
     browser.call("await ctx.page.click('#encode')")
+    browser.call("await ctx.page.waitForFunction(() => !document.querySelector('#cancel').disabled)")
+    first = browser.call(f"return ctx.page.evaluate(() => {REMOTE})")
     browser.call("await ctx.page.setInputFiles('#photo', args.p)", p=str(photos["coffee"]))
     browser.call("await ctx.page.waitForFunction(() => !document.querySelector('#encode').disabled)")
     browser.call("await ctx.page.click('#encode')")
-    assert browser.ready()["size"] == [600, 400]
-    browser.call("await ctx.page.waitForTimeout(1500)")
+    assert browser.encoded()["size"] == [600, 400], first
+    # once every prediction has ended (the rocket's too), the page still shows the coffee
+    wait_until(lambda: all(p["status"] in TERMINAL for p in standin.predictions.values()), "predictions end")
     assert browser.state()["size"] == [600, 400] and browser.state()["ready"]
 
     # an aborted prediction and a succeeded one with a file missing: each one clear sentence
@@ -398,8 +419,9 @@ def test_encode_on_replicate_cancel_retry_and_a_failed_second_encode(
     ]:
         standin.reset()
         setattr(standin, knob, value)
-        browser.call("await ctx.page.click('#encode')")
-        state = browser.call("return ctx.ready()")
+        browser.call("await ctx.page.setInputFiles('#photo', args.p)", p=str(photos["rocket"]))
+        browser.call("await ctx.page.click('#encode:visible, #retry:visible')")
+        state = browser.call("return ctx.encoded()")
         assert state["state"] == "error" and message in state["status"], state
     standin.reset()
 
@@ -707,7 +729,7 @@ def test_nothing_reaches_replicate_before_encode(browser, app, standin, photos):
     assert not browser.call("return ctx.page.isDisabled('#encode')")
     browser.call("await ctx.page.click('#encode')")
     browser.call("await ctx.page.waitForFunction(() => !document.querySelector('#cancel').disabled)")
-    assert browser.state()["size"] == [600, 400]  # Encode: the photo being encoded is shown
+    assert browser.state()["size"] == [512, 512], "the live photo stays until the new bundle is verified"
     browser.call(
         "await ctx.page.waitForFunction(() => /uploading the photo|starting|processing|downloading/"
         ".test(document.querySelector('#remote-status').textContent))"

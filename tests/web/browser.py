@@ -73,6 +73,12 @@ class Browser:
         assert state["ready"], state
         return state
 
+    def encoded(self) -> dict:
+        """After Encode: wait until the new bundle is live and ready (or the encode failed)."""
+        state = self.call("return ctx.encoded()")
+        assert state["ready"] and state["remote"].startswith("Encoded in"), state
+        return state
+
     def settled(self) -> dict:
         return self.call("return ctx.settled()")
 

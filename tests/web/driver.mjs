@@ -47,6 +47,15 @@ const ctx = {
     return ctx.state();
   },
 
+  // An encode pressed just now has ended: its bundle is live and ready ("Encoded in …"), or it failed.
+  async encoded(timeout = 120000) {
+    await ctx.page.waitForFunction(() => {
+      const remote = document.querySelector("#remote-status");
+      return remote.classList.contains("error") || (remote.textContent.startsWith("Encoded in") && window.sam2enc.ready);
+    }, null, { timeout });
+    return ctx.state();
+  },
+
   // The mask on screen is the one for the current prompts (or there are none).
   async settled(timeout = 60000) {
     await ctx.page.waitForFunction(() => {

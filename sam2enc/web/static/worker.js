@@ -38,6 +38,9 @@ const boot = (async () => {
   }
   throw failure;
 })();
+// Said once, at once, as what it is: the page then never offers what cannot work (and no rejection goes
+// unhandled). Each later message that needs the decoder is answered with the same error.
+boot.catch((err) => self.postMessage({ type: "failed", message: `The decoder could not be loaded: ${String(err.message || err)}` }));
 
 async function probeGpu() {
   if (!("gpu" in navigator)) return { use: false, why: "this browser has no WebGPU" };

@@ -8,7 +8,7 @@ import { checkedBundle, classify, decodePhoto } from "./files.js";
 import * as objects from "./objects.js";
 import * as prompts from "./prompts.js";
 import { cancelPrediction, encodeOnReplicate, useProxy } from "./replicate.js";
-import { loadConfig, loadDemos, modelUrl, proxyApi, threadsNote } from "./site.js";
+import { fetchFile, loadConfig, loadDemos, modelUrl, proxyApi, threadsNote } from "./site.js";
 import { becameReady, createState, currentObject, loading, newPick, notReadyReason, promptsChanged, retire } from "./state.js";
 
 const $ = (id) => document.getElementById(id);
@@ -137,7 +137,7 @@ document.addEventListener("drop", (e) => {
 
 // The demos (demos/index.json): encoded at build time (or by `serve` at startup), no token, no network.
 // The first is the "Try the demo photo" button, each further one gets a button of its own.
-const demos = config.then(loadDemos);
+const demos = config.then(loadDemos).catch((err) => ({ demos: [], reason: `The demos could not be loaded (${err.message}).` }));
 demos.then(({ demos: list }) => {
   for (const demo of list.slice(1).reverse()) {
     const button = Object.assign(document.createElement("button"), { type: "button", textContent: `Try ${demo.title}` });
@@ -154,8 +154,8 @@ async function openDemo(info) {
   const pick = newPick(S);
   try {
     setStatus("Loading the demo photo…", "loading");
-    const [photoBlob, payload, manifest] = await Promise.all([
-      fetch(info.photo).then((r) => r.blob()), fetch(info.embedding).then((r) => r.arrayBuffer()), fetch(info.manifest).then((r) => r.json())]);
+    const [photoBlob, payload, manifest] = await Promise.all([fetchFile(info.photo, "blob", "The demo photo"),
+      fetchFile(info.embedding, "arrayBuffer", "The demo's embedding.bin"), fetchFile(info.manifest, "json", "The demo's manifest.json")]);
     const photo = await decodePhoto(photoBlob);
     const bundle = await checkedBundle(manifest, payload, photo, await decoderModel(), photoBlob);
     if (pick === S.picks) goLive(photo, bundle, "demo", decodeURIComponent(new URL(info.photo, location.href).pathname.split("/").pop()));
@@ -183,7 +183,8 @@ $("token").addEventListener("input", () => {
 $("version").addEventListener("input", () => encodeHint());
 
 // Choosing the photo sends nothing: the upload (and the model lookup) wait for Encode. With nothing
-// live the photo is shown at once; a live photo and its bundle stay until Encode is pressed.
+// live the photo is shown at once; a live photo, its bundle and its prompts stay, usable, until the new
+// photo's bundle has come back and been verified: a failed or canceled encode costs nothing.
 $("photo").addEventListener("change", async () => {
   const file = $("photo").files[0];
   if (!file) return;
@@ -206,6 +207,7 @@ $("cancel").addEventListener("click", () => abandonEncode(true, "Canceled."));
 
 /** What the user must do next to get a bundle for the photo to encode, as the end of a sentence. */
 function encodeStep() {
+  if ($("remote-box").hidden) return "open it together with its embedding.bin and manifest.json (`sam2enc encode` writes them)";
   const missing = [!token() && "your Replicate API token", !$("version").value.trim() && "the model"].filter(Boolean);
   if (missing.length) return `enter ${missing.join(" and ")}, then press Encode`;
   return $("remote-status").classList.contains("error") ? "press Retry" : "press Encode";
@@ -225,6 +227,7 @@ function remoteStatus(text, error = false, hint = false) {
   $("remote-status").classList.toggle("error", error);
   if (hint) $("remote-status").dataset.hint = "1";
   else delete $("remote-status").dataset.hint;
+  updateButtons(); // Encode or Retry follows the line
 }
 
 function abandonEncode(cancelRemote, message) {
@@ -243,22 +246,17 @@ async function startEncode() {
   if (!file) return fail("Choose a photo to encode first.");
   abandonEncode(true);
   newPick(S);
-  // A new encode retires whatever bundle is live: its clicks must not land on the old embedding.
-  const gen = retireAll();
-  showPhoto(photo);
-  S.encodeFile = file;
-  S.encodePhoto = photo;
-  const job = { gen, id: null, status: "uploading", start: performance.now(), abort: new AbortController(), note: "" };
+  const job = { id: null, status: "uploading", start: performance.now(), abort: new AbortController(), note: "" };
   S.encode = job;
   const tick = () => {
     const seconds = ((performance.now() - job.start) / 1000).toFixed(1);
     remoteStatus(`Encoding on Replicate: ${job.status}${job.note ? ` (${job.note})` : ""} · ${seconds} s`);
-    setStatus(`Encoding on Replicate: ${job.status} · ${seconds} s`, "encoding");
+    if (!S.ready) setStatus(`Encoding on Replicate: ${job.status} · ${seconds} s`, "encoding"); // a live photo keeps its line
   };
   job.ticker = setInterval(tick, 200);
   tick();
   updateButtons();
-  const live = () => S.encode === job && S.gen === gen;
+  const live = () => S.encode === job;
   try {
     const files = await encodeOnReplicate(file, $("version").value, {
       token: token(), signal: job.abort.signal, pollMs: POLL_MS, wait: SYNC_WAIT, live,
@@ -273,18 +271,18 @@ async function startEncode() {
     clearInterval(job.ticker);
     S.encode = null;
     remoteStatus(`Encoded in ${((performance.now() - job.start) / 1000).toFixed(1)} s (prediction ${job.id}).`);
-    loading(S, gen);
-    setStatus("Loading the decoder…", "loading");
-    S.source = "remote";
-    S.fileName = file.name;
-    worker.postMessage({ type: "bundle", gen, bundle }, Object.values(bundle.features).map((f) => f.data.buffer));
+    goLive(photo, bundle, "remote", file.name); // only now does the previous photo, bundle and prompts end
     S.saved = saved;
     updateButtons();
   } catch (err) {
     if (S.encode !== job) return; // canceled or replaced: its failure is not news
     clearInterval(job.ticker);
     S.encode = null;
-    if (err.name !== "AbortError") { remoteStatus(String(err.message || err), true); fail(err); }
+    if (err.name !== "AbortError") {
+      remoteStatus(String(err.message || err), true);
+      const kept = S.ready ? ` ${S.fileName ?? "The open photo"} and its prompts are as they were.` : "";
+      fail(`${String(err.message || err)}${kept}`);
+    }
     updateButtons();
   }
 }
@@ -292,8 +290,11 @@ async function startEncode() {
 function updateButtons() {
   const encoding = Boolean(S.encode);
   const canEncode = Boolean(S.encodeFile && token() && $("version").value.trim());
+  const failed = $("remote-status").classList.contains("error");
+  $("encode").hidden = failed; // after a failure the same button reads Retry: one button, one meaning
+  $("retry").hidden = !failed;
   $("encode").disabled = encoding || !canEncode;
-  $("retry").disabled = encoding || !canEncode || !$("remote-status").classList.contains("error");
+  $("retry").disabled = encoding || !canEncode;
   $("cancel").disabled = !encoding;
   const haveMask = S.ready && objects.inScope(S.objects, S.scope).length > 0;
   $("download-mask").disabled = !haveMask;
@@ -556,7 +557,21 @@ function flush() {
   worker.postMessage(request);
 }
 
+/** The decoder cannot work on this page (its files, its runtime or its worker failed to load): said once,
+ * naming what failed; every later click says the same instead of offering an Encode or a wait. */
+function decoderFailed(message) {
+  S.decoderError = message;
+  S.loading = null;
+  setStatus(message, "error");
+  updateButtons();
+}
+worker.onerror = (event) => {
+  event.preventDefault();
+  decoderFailed(`The decoder could not be loaded: its worker (static/worker.js) failed to start${event.message ? ` (${event.message})` : ""}.`);
+};
+
 worker.onmessage = ({ data }) => {
+  if (data.type === "failed") return decoderFailed(data.message);
   if (data.type === "ready") {
     const threads = data.backend === "wasm" ? `, ${data.threads} thread${data.threads > 1 ? "s" : ""}` : "";
     const how = matchMedia("(pointer: coarse)").matches ? "Tap the photo (Include/Exclude under it), drag for a box."
@@ -582,7 +597,8 @@ worker.onmessage = ({ data }) => {
   if (data.type === "error") {
     const waiting = S.exports.get(data.id);
     if (waiting) { S.exports.delete(data.id); waiting(data); }
-    if (data.gen === S.gen || data.gen === undefined) { S.loading = null; fail(data.message); }
+    if (S.decoderError) setStatus(S.decoderError, "error"); // not "Decoder: …" again for each message
+    else if (data.gen === S.gen || data.gen === undefined) { S.loading = null; fail(data.message); }
   } else if (data.type === "mask") {
     const object = currentObject(S, data);
     const hoverDone = data.kind === "hover" && (!S.hover || object !== S.object);

@@ -35,6 +35,19 @@ export function loadConfig() {
   return config;
 }
 
+/** The bytes (as `as`: "blob", "arrayBuffer", "json") of the site's file `url`; one sentence naming the
+ * file and the answer when it cannot be had (a 404 is not "could not be decoded"). */
+export async function fetchFile(url, as, what) {
+  const response = await fetch(url).catch(() => null);
+  const name = new URL(url).pathname.split("/").slice(-2).join("/");
+  if (!response?.ok) throw new Error(`${what} (${name}) could not be loaded (${response ? `HTTP ${response.status}` : "no answer"}).`);
+  try {
+    return await response[as]();
+  } catch {
+    throw new Error(`${what} (${name}) is not valid ${as === "json" ? "JSON" : "data"}.`);
+  }
+}
+
 /** The URL of the model file `name` (decoder.onnx, model.json). */
 export const modelUrl = (cfg, name) => siteUrl(`${cfg.models}${name}`);
 
@@ -61,8 +74,11 @@ export async function loadDemos(cfg) {
   if (!cfg.demos) return { demos: [], reason: "This site was built without demos." };
   const response = await fetch(siteUrl(cfg.demos)).catch(() => null);
   if (!response?.ok) return { demos: [], reason: `The demo list could not be loaded (${response ? `HTTP ${response.status}` : "no answer"}).` };
-  const index = await response.json();
-  const demos = (index.demos || []).map((demo) => ({
+  const index = await response.json().catch(() => null);
+  if (!Array.isArray(index?.demos) || !index.demos.every((d) => d && d.photo && d.embedding && d.manifest)) {
+    return { demos: [], reason: `The demo list (${cfg.demos}) is not a list of demos: rebuild the site.` };
+  }
+  const demos = index.demos.map((demo) => ({
     ...demo, photo: siteUrl(demo.photo), embedding: siteUrl(demo.embedding), manifest: siteUrl(demo.manifest),
   }));
   return { demos, reason: index.reason || "This site has no demo photo." };

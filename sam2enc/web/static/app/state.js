@@ -15,7 +15,7 @@ export function createState() {
     seq: 0, dropped: 0, timings: [], fileName: null,
     backend: null, view: "overlay", scope: "selected", display: { cssW: 0, cssH: 0, w: 0, h: 0, dpr: 1 },
     modelInfo: null, randomModels: false,
-    picks: 0, encode: null, encodeFile: null, encodePhoto: null,
+    picks: 0, encode: null, encodeFile: null, encodePhoto: null, decoderError: null,
     /** The selected object's prompt list: where clicks, undo, redo and clear go. */
     get prompts() { return selected(this.objects).prompts; },
     /** The selected object. */
@@ -63,6 +63,7 @@ export function currentObject(S, data) {
 
 /** Why a prompt cannot be placed now (the end of a sentence), given what the encode box needs next. */
 export function notReadyReason(S, encodeStep) {
+  if (S.decoderError) return `${S.decoderError[0].toLowerCase()}${S.decoderError.slice(1).replace(/\.$/, "")}`;
   if (!S.width) return "there is no photo yet";
   if (S.loading === S.gen) return "the decoder is not ready yet: wait for \u201cReady\u201d";
   if (S.encode) return "the photo is still being encoded on Replicate";
