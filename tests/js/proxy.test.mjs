@@ -333,3 +333,30 @@ test("the log line is method, path and status: no query string, no header", asyn
   await call(`/api/files?url=${encodeURIComponent(`https://example.com/${TOKEN}`)}`);
   assert.deepEqual(logs, ["GET /api/files 403"]);
 });
+
+test("the Vercel example: every /api path is rewritten to one function that runs the handler", async () => {
+  const example = new URL("sam2enc/web/edge/examples/vercel/", root);
+  const { rewrites } = JSON.parse(readFileSync(new URL("vercel.json", example), "utf8"));
+  assert.deepEqual(rewrites, [{ source: "/api/:path*", destination: "/api/proxy" }]);
+  const { default: vercel } = await import(new URL("api/proxy.js", example).href);
+  const saved = { ...process.env };
+  Object.assign(process.env, env());
+  try {
+    answer = () => new Response("{}", { status: 200, headers: { "Content-Type": "application/json" } });
+    // As Vercel hands it over after the rewrite: the browser's URL, with the unused :path appended.
+    sent.length = 0;
+    const init = { method: "POST", headers: { Authorization: `Bearer ${TOKEN}`, "Content-Length": "0" } };
+    let response = await vercel.fetch(new Request(`${SELF}/api/predictions/abc/cancel?path=predictions%2Fabc%2Fcancel`, init));
+    assert.equal(response.status, 200);
+    assert.deepEqual(sent.map((r) => [r.method, r.url]), [["POST", `${policy.api_base}/predictions/abc/cancel`]]);
+    sent.length = 0;
+    answer = () => new Response("bytes", { status: 200 });
+    const file = encodeURIComponent("https://replicate.delivery/x/embedding.bin");
+    response = await vercel.fetch(new Request(`${SELF}/api/files?url=${file}&path=files`));
+    assert.deepEqual([response.status, await response.text()], [200, "bytes"]);
+    assert.deepEqual(sent.map((r) => r.url), ["https://replicate.delivery/x/embedding.bin"]);
+  } finally {
+    for (const name of Object.keys(process.env)) if (!(name in saved)) delete process.env[name];
+    Object.assign(process.env, saved);
+  }
+});
