@@ -8,7 +8,6 @@ import json
 import socket
 import threading
 import time
-from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -176,13 +175,9 @@ def test_an_unfinished_sync_answer_is_polled_every_quarter_second(replicate_api,
     replicate_api.duration = 2.5
     before = len(replicate_api.requests)
     assert run(replicate_api, photos["rocket"], wait=1).to_bytes() == rocket_bundle.to_bytes()
-    returned = time.time()
     assert replicate_api.headers[("POST", "/v1/predictions")]["Prefer"] == "wait=1"
-    completed = created(replicate_api, before)["completed_at"]
-    late = returned - datetime.fromisoformat(completed.replace("Z", "+00:00")).timestamp()
     gets = prediction_gets(replicate_api, before)
-    assert 3 <= gets <= 12, f"{gets} GETs for 1.5 s of polling"
-    assert late < 1.0, f"the client noticed the end {late:.2f} s late (output download included)"
+    assert 3 <= gets <= 12, f"{gets} GETs for 1.5 s of polling: every 250 ms from the start, then 500 ms"
 
 
 def test_polling_starts_at_250_ms_and_backs_off_to_2_s():
@@ -193,11 +188,11 @@ def test_polling_starts_at_250_ms_and_backs_off_to_2_s():
 def test_the_sync_window_never_outlasts_the_deadline(replicate_api, photos):
     """timeout 1.5 s: Prefer wait=1, then polling, then cancel at the deadline."""
     replicate_api.delay = 5.0
-    started = time.monotonic()
     with pytest.raises(RemoteError, match=r"did not finish within 1\.5 s and was canceled"):
         run(replicate_api, photos["rocket"], timeout=1.5)
-    assert time.monotonic() - started < 3.5
     assert replicate_api.headers[("POST", "/v1/predictions")]["Prefer"] == "wait=1"
+    prediction = list(replicate_api.predictions.values())[-1]
+    assert prediction["status"] == "canceled", "given up at the deadline, not waited out (5 s queue)"
     method, path = replicate_api.requests[-1]
     assert method == "POST" and path.endswith("/cancel")
 
@@ -230,10 +225,10 @@ def test_429_is_retried_after_retry_after(replicate_api, photos, rocket_bundle):
 
 def test_429_past_the_deadline_is_one_sentence(replicate_api, photos):
     replicate_api.throttle, replicate_api.retry_after = 50, "3600"
-    started = time.monotonic()
+    before = len(replicate_api.requests)
     with pytest.raises(RemoteError, match=r"rate-limiting this token \(429: Request was throttled.\); retry"):
         run(replicate_api, photos["rocket"], timeout=30)
-    assert time.monotonic() - started < 5
+    assert replicate_api.requests[before:] == [("POST", "/v1/files")], "an hour's wait is not waited"
 
 
 @pytest.mark.parametrize("path", ["/v1/predictions", "/v1/predictions/"], ids=["create", "poll"])

@@ -265,6 +265,7 @@ def test_the_page_refuses_bad_bundles(browser, app, on_disk, tmp_path):
         ([photo, str(tmp_path / "short.bin"), manifest], "embedding.bin has 8,388,606 bytes"),
         ([photo, payload, str(tmp_path / "v2.json")], "undle version 2 is not supported"),
         ([payload, manifest], "missing the photo"),
+        ([photo], "missing embedding.bin and manifest.json."),
     ]
     browser.open(url(app))
     for files, message in cases:
@@ -295,9 +296,8 @@ def test_races_never_show_a_stale_mask(browser, app, on_disk, decoder):
     browser.call("await ctx.click(300, 200)")
     browser.call("await ctx.page.waitForFunction(() => window.sam2enc.inflight)")  # sent, not only pending
     state = browser.key("Escape")
-    # the late mask has come back (nothing in flight) — however long a decode takes on a loaded machine
-    browser.call("await ctx.page.waitForFunction(() => window.sam2enc.idle())")
-    browser.call("await ctx.page.waitForTimeout(100)")
+    # the late mask has come back and been dropped — however long a decode takes on a loaded machine
+    browser.call("await ctx.page.waitForFunction(() => window.sam2enc.idle() && window.sam2enc.dropped >= 1)")
     state = browser.state()
     assert state["points"] == [] and state["seq"] == 0 and state["dropped"] >= 1, state
     assert not browser.canvas_mask().any()
@@ -313,7 +313,10 @@ def test_races_never_show_a_stale_mask(browser, app, on_disk, decoder):
     dropped = browser.state()["dropped"]
     browser.call("await ctx.click(500, 90)")
     assert pick(browser, cat_files)["ready"]  # the old bundle stays live until the new one is checked
-    browser.call("await ctx.page.waitForTimeout(700)")
+    browser.call(  # the old click's mask has come back, for a bundle gone: dropped, never drawn
+        "await ctx.page.waitForFunction((d) => window.sam2enc.idle() && window.sam2enc.dropped > d, args.d)",
+        d=dropped,
+    )
     state = browser.state()
     assert state["points"] == [] and state["dropped"] > dropped and not browser.canvas_mask().any(), state
     w, h = state["size"]
@@ -491,11 +494,7 @@ def test_sync_mode_costs_no_poll_and_polls_fast_when_unfinished(browser, app, st
     browser.call("await ctx.page.click('#cancel')")
     assert browser.state()["remote"] == "Canceled."
     canceled = "document.querySelector('#remote-status').textContent === 'Canceled.'"
-    for _ in range(60):
-        if any(m == "POST" and p.endswith("/cancel") for m, p in standin.requests):
-            break
-        browser.call("await ctx.page.waitForTimeout(100)")
-    assert any(m == "POST" and p.endswith("/cancel") for m, p in standin.requests), standin.requests
+    wait_until(lambda: any(m == "POST" and p.endswith("/cancel") for m, p in standin.requests), "the cancel")
     assert browser.call(f"return ctx.page.evaluate(() => {canceled})")
     (mine,) = (p for pid, p in standin.predictions.items() if pid not in earlier)
     assert mine["status"] == "canceled", mine
@@ -721,7 +720,10 @@ def test_nothing_reaches_replicate_before_encode(browser, app, standin, photos):
     browser.call("await ctx.page.click('summary')")
     browser.call(FILL, t=TOKEN)
     browser.call("await ctx.page.setInputFiles('#photo', args.p)", p=str(photos["coffee"]))
-    browser.call("await ctx.page.waitForTimeout(600)")
+    # the page has taken the photo (decoded it, said what comes next): by then nothing has been sent
+    browser.call(
+        f"await ctx.page.waitForFunction(() => {REMOTE} === 'Press Encode to send the photo to Replicate.')"
+    )
     assert browser.call("return ctx.api") == [] and standin.requests == [], standin.requests
     state = browser.state()
     assert state["ready"] and state["size"] == [512, 512] and state["points"] == [[200, 200, 1]], state

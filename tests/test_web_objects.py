@@ -71,6 +71,17 @@ def objects(browser) -> list[dict]:
     return browser.call("return ctx.page.evaluate(() => window.sam2enc.objects)")
 
 
+def marker_pixel(browser, point) -> list[int]:
+    """RGBA of the prompt canvas at the centre of a click's marker (photo pixels)."""
+    return browser.call(
+        "return ctx.page.evaluate(([x, y]) => { const c = document.getElementById('mask-canvas');"
+        " const k = c.width / window.sam2enc.size[0];"
+        " return [...c.getContext('2d').getImageData(Math.round(x * k), Math.round(y * k), 1, 1).data]; },"
+        " args.p)",
+        p=list(point[:2]),
+    )
+
+
 def decoded(annotation: dict) -> np.ndarray:
     rle = {**annotation["segmentation"], "counts": annotation["segmentation"]["counts"].encode()}
     return mask_utils.decode(rle).astype(bool)
@@ -117,6 +128,22 @@ def test_two_objects_export_coco_that_the_cli_remakes(browser, app, coffee, deco
     browser.key("Control+Shift+z")
     state = browser.key("Control+z")
     assert state["points"] == [list(CUP[0])] and objects(browser)[1]["points"] == [list(p) for p in SAUCER]
+    browser.settled()
+
+    # object 2 selected: Undo (button and Ctrl+Z) edits object 2 only; object 1's marker stays drawn
+    browser.call("await ctx.page.click('#objects button[data-id=\"2\"]')")
+    cup_color = objects(browser)[0]["color"]
+    assert marker_pixel(browser, CUP[0]) == [*cup_color, 255], "every object's markers are drawn"
+    browser.call("await ctx.page.click('#undo')")
+    listed = objects(browser)
+    assert listed[1]["points"] == [list(SAUCER[0])] and listed[0]["points"] == [list(CUP[0])], listed
+    browser.call("await ctx.page.focus('#mask-canvas')")
+    browser.key("Control+z")
+    listed = objects(browser)
+    assert listed[1]["points"] == [] and listed[0]["points"] == [list(CUP[0])], listed
+    browser.key("Control+Shift+z")
+    browser.key("Control+Shift+z")
+    assert [o["points"] for o in objects(browser)] == [[list(CUP[0])], [list(p) for p in SAUCER]]
     browser.settled()
 
     # Download COCO: two RLE annotations, each the Python decoder's mask for its prompts
@@ -219,3 +246,14 @@ def test_two_objects_by_touch(browser, app, coffee, decoder):
         assert shown.any()
     browser.call("await ctx.page.evaluate(() => window.scrollTo(0, 0))")
     browser.screenshot(REPORTS / "web-objects-phone.png")
+
+
+def test_before_any_photo_the_object_controls_do_nothing_and_say_why(browser, app):
+    browser.open(app)
+    for button in ("#new-object", "#delete-object", "#clear", "#undo", "#redo"):
+        assert browser.call(f"return ctx.page.isDisabled('{button}')"), button
+    browser.call("await ctx.page.focus('#mask-canvas')")
+    state = browser.key("n")
+    assert state["status"] == "No new object: there is no photo yet.", state
+    assert [o["number"] for o in objects(browser)] == [1]
+    assert browser.call("return ctx.page.isHidden('#undo-delete')"), "nothing was deleted"

@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         help="with no exported model, serve the loudly labelled random-weight tiny export (as make demo)",
     )
     p.add_argument("--no-demo", action="store_true", help="do not encode the demo photo at startup")
-    p.set_defaults(run=_serve)
+    p.set_defaults(run=_serve, doing="serving")
     b = sub.add_parser(
         "build", help="write the app as a static site, demo bundles baked in (sam2enc/web/site.py)"
     )
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     b.add_argument(
         "--proxy", metavar="URL", help="base URL of a hosted token proxy (sam2enc/web/edge/proxy.js)"
     )
-    b.set_defaults(run=_build)
+    b.set_defaults(run=_build, doing="building the site with")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     return args.run(parser, args)
@@ -72,7 +72,7 @@ def _models(args) -> Path | None:
         if not args.random_if_missing:
             print(f"error: {problem}.", file=sys.stderr)
             return None
-        return assets.random_models(assets.RANDOM_MODELS)
+        return assets.random_models(assets.RANDOM_MODELS, args.doing)
     return args.models_dir
 
 
@@ -82,6 +82,8 @@ def _build(parser: argparse.ArgumentParser, args) -> int:
     models_dir = _models(args)
     if models_dir is None:
         return 2
+    demos = len(args.demos) if args.demos else 1
+    print(f"building the site in {args.out}: encoding {demos} demo photo(s) on the CPU...", flush=True)
     try:
         built = build(args.out, models_dir, args.demos, args.proxy)
     except SiteError as exc:

@@ -116,15 +116,18 @@ def models_ready(models_dir: Path) -> str | None:
     return None
 
 
-def random_models(cache: Path) -> Path:
-    """The loudly labelled random-weight SAM2.1 tiny that `make demo` uses, exported once into ``cache``."""
+def random_models(cache: Path, doing: str = "serving") -> Path:
+    """The loudly labelled random-weight SAM2.1 tiny that `make demo` uses, exported once into ``cache``.
+    ``doing`` is what the command does with it ("serving", "building the site with"): said as it is."""
     from ..testing import cached_random_export
 
     banner = "!" * 78
     log.warning(
-        "\n%s\nNo exported model: serving a RANDOMLY INITIALISED SAM2.1 tiny.\n"
+        "\n%s\nNo exported model: %s a RANDOMLY INITIALISED SAM2.1 tiny (exported once into %s).\n"
         "Every step runs, but the MASKS ARE MEANINGLESS. `make weights MODEL=tiny` for real ones.\n%s",
         banner,
+        doing,
+        cache,
         banner,
     )
     return cached_random_export(cache)

@@ -114,11 +114,26 @@ test("undo delete of the only object drops the empty stand-in, not one the user 
   remove(o, only.id);
   click(selected(o).prompts, [5, 5], [5, 5], 1, 1); // the stand-in got a click: it stays
   restore(o);
-  assert.deepEqual(o.list.map((x) => x.number), [1, 3]);
+  assert.deepEqual(o.list.map((x) => x.number), [1, 2], "the dropped stand-in's number is not skipped");
   assert.equal(selected(o), only);
+  assert.equal(addObject(o).number, 3);
   // deleted several times: put back newest first
   remove(o, only.id);
   remove(o, 3);
   assert.equal(restore(o).number, 3);
   assert.equal(restore(o).number, 1);
+});
+
+test("undo on the second object edits the second object only, whichever object undo runs on", () => {
+  const o = createObjects();
+  const first = selected(o);
+  click(first.prompts, [10, 10], [10, 10], 1, 1);
+  click(first.prompts, [20, 20], [20, 20], 1, 1);
+  const second = addObject(o);
+  click(second.prompts, [50, 50], [50, 50], 1, 1);
+  assert.equal(undo(selected(o).prompts), true); // what the page's Undo and Ctrl+Z run on
+  assert.deepEqual(second.prompts.points, []);
+  assert.deepEqual(first.prompts.points, [[10, 10, 1], [20, 20, 1]], "the first object is untouched");
+  assert.equal(undo(selected(o).prompts), false, "the second object's history is its own");
+  assert.deepEqual(first.prompts.points, [[10, 10, 1], [20, 20, 1]]);
 });

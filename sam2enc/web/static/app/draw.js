@@ -80,11 +80,35 @@ export function maskImage(rgba, width, height, previous) {
  * Markers: include a filled green disc with a white "+", exclude a red square with a white "−" (shape
  * and glyph, not only colour); the box a dashed outline; the keyboard cursor a yellow cross.
  */
-export function drawPrompts(canvas, { points, box, photoWidth, dpr, cursor }) {
+/** Another object's prompts (not the selected one): its box thin and its clicks small, in its colour. */
+function drawOther(ctx, { points, box, color }, k, dpr) {
+  const rgb = `rgb(${color.join(", ")})`;
+  ctx.lineWidth = 1.5 * dpr;
+  if (box) {
+    ctx.setLineDash([4 * dpr, 4 * dpr]);
+    ctx.strokeStyle = rgb;
+    ctx.strokeRect(box[0] * k, box[1] * k, (box[2] - box[0]) * k, (box[3] - box[1]) * k);
+    ctx.setLineDash([]);
+  }
+  const r = MARKER * dpr * 0.6;
+  for (const [x, y, label] of points) {
+    ctx.beginPath();
+    if (label) ctx.arc(x * k, y * k, r, 0, 2 * Math.PI);
+    else ctx.rect(x * k - r, y * k - r, 2 * r, 2 * r);
+    ctx.fillStyle = rgb;
+    ctx.strokeStyle = "#fff";
+    ctx.fill();
+    ctx.stroke();
+  }
+}
+
+export function drawPrompts(canvas, { points, box, photoWidth, dpr, cursor, others = [] }) {
   const ctx = canvas.getContext("2d");
   ctx.clearRect(0, 0, canvas.width, canvas.height);
   if (!photoWidth) return;
   const k = canvas.width / photoWidth;
+  // The other objects' prompts first, smaller, in their object's colour: visible, not in the way.
+  for (const other of others) drawOther(ctx, other, k, dpr);
   if (box) {
     ctx.lineWidth = 2 * dpr;
     ctx.setLineDash([6 * dpr, 4 * dpr]);

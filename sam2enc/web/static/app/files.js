@@ -35,7 +35,8 @@ export async function classify(files) {
   const missing = [!result.photo && "the photo", !result.payload && "embedding.bin", !result.manifest && "manifest.json"].filter(Boolean);
   if (missing.length) {
     const extra = found.unknown.length ? ` (not recognised: ${found.unknown.join(", ")})` : "";
-    throw new Error(`Open the photo, embedding.bin and manifest.json together: missing ${missing.join(" and ")}${extra}.`);
+    const listed = missing.length > 1 ? `${missing.slice(0, -1).join(", ")} and ${missing.at(-1)}` : missing[0];
+    throw new Error(`Open the photo, embedding.bin and manifest.json together: missing ${listed}${extra}.`);
   }
   return result;
 }

@@ -303,6 +303,9 @@ function updateButtons() {
   $("save-bundle").disabled = !S.saved;
   $("undo").disabled = !S.prompts.history.length;
   $("redo").disabled = !S.prompts.future.length;
+  $("clear").disabled = !prompts.hasPrompts(S.prompts); // nothing to clear
+  $("new-object").disabled = !S.ready; // objects belong to a photo with a bundle
+  $("delete-object").disabled = !S.ready || (S.objects.list.length === 1 && !prompts.hasPrompts(S.prompts) && !S.prompts.history.length);
   const deleted = objects.lastDeleted(S.objects);
   $("undo-delete").hidden = !deleted;
   if (deleted) $("undo-delete").textContent = `Undo delete (#${deleted.number} ${deleted.label})`;
@@ -345,7 +348,9 @@ for (const radio of document.querySelectorAll("input[name=scope]")) {
 function drawUi() {
   const box = S.drag?.box || S.prompts.box;
   const cursor = S.cursor && document.activeElement === ui ? S.cursor : null;
-  drawPrompts(ui, { points: S.prompts.points, box, photoWidth: S.width, dpr: S.display.dpr, cursor });
+  const others = S.objects.list.filter((o) => o !== S.object && prompts.hasPrompts(o.prompts))
+    .map((o) => ({ points: o.prompts.points, box: o.prompts.box, color: o.color }));
+  drawPrompts(ui, { points: S.prompts.points, box, photoWidth: S.width, dpr: S.display.dpr, cursor, others });
 }
 
 // --- prompts ----------------------------------------------------------------------------------------------
@@ -381,11 +386,12 @@ function afterSelect() {
   if (S.ready && !S.object.shown && prompts.hasPrompts(S.prompts)) schedule("prompt");
 }
 function newObject() {
-  if (refuseIfNotReady()) return;
+  if (refuseIfNotReady("No new object")) return;
   objects.addObject(S.objects);
   afterSelect(); // the focus stays where it was: the next click or key goes on annotating
 }
 function deleteObject() {
+  if (refuseIfNotReady("Nothing deleted")) return;
   const id = S.objects.selectedId;
   S.pending.delete(id);
   objects.remove(S.objects, id);
@@ -430,9 +436,9 @@ function renderObjects() {
   $("selected-object").textContent = String(S.object.number);
 }
 
-function refuseIfNotReady() {
+function refuseIfNotReady(what = "Prompt not placed") {
   if (S.ready) return false;
-  setStatus(`Prompt not placed: ${notReadyReason(S, encodeStep())}.`, "refused");
+  setStatus(`${what}: ${notReadyReason(S, encodeStep())}.`, "refused");
   return true;
 }
 

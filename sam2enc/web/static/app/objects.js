@@ -104,6 +104,7 @@ export function restore(objects) {
   const placeholder = byId(objects, record.placeholderId);
   if (placeholder && !hasPrompts(placeholder.prompts) && !placeholder.prompts.history.length) {
     objects.list.splice(objects.list.indexOf(placeholder), 1);
+    if (placeholder.number === objects.nextNumber - 1) objects.nextNumber -= 1; // its number is free again
   }
   objects.list.splice(Math.min(record.at, objects.list.length), 0, record.object);
   record.object.shown = null;
