@@ -29,6 +29,7 @@ from pathlib import Path
 
 from .__main__ import DEVICES
 from .errors import Sam2EncError
+from .extras import MissingDependency, require_runtime
 from .flags import add_models_dir
 from .image import MAX_FILE_BYTES
 from .space_client import API_NAME, MODEL_ELEMENT
@@ -107,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("sam2enc").setLevel(logging.DEBUG if args.verbose else logging.INFO)
     try:
         return serve(args)
-    except Sam2EncError as exc:
+    except (Sam2EncError, MissingDependency) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -115,13 +116,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from .extras import require_runtime
-
     require_runtime()
     try:
         import gradio  # noqa: F401  (before the encoder's setup: a missing extra is one sentence, at once)
     except ModuleNotFoundError:
-        raise Sam2EncError("the Space needs gradio, which is not installed: pip install '.[space]'") from None
+        raise MissingDependency(
+            "the Space needs gradio, which is not installed: pip install '.[space]' from the sam2enc checkout"
+        ) from None
     from .service import EncoderService
 
     service = EncoderService(args.models_dir, device=args.device)

@@ -353,3 +353,29 @@ def test_the_staged_space_serves_the_same_bundle(models_dir, shoot, reference, t
         assert f"sam2enc from {staged / 'sam2enc'}" in server.text(), "the staged copy serves"
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    "module, args, sentence",
+    [
+        ("sam2enc.space", ["--port", "9"], "error: the Space needs gradio, which is not installed: "),
+        (
+            "sam2enc",
+            ["encode", "--space", "http://127.0.0.1:9", "x.jpg", "--out", "out"],
+            "error: --space needs ",
+        ),
+    ],
+    ids=["space", "encode --space"],
+)
+def test_without_gradio_each_command_says_what_to_install(module, args, sentence, models_dir, tmp_path):
+    from tests.test_newcomer import BLOCKED
+
+    code = BLOCKED.format(blocked={"gradio", "gradio_client"}, module=module, args=args)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SAM2ENC_MODELS_DIR": str(models_dir)}
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(sentence) and "pip install '.[space]'" in lines[0], lines
+    assert list(tmp_path.iterdir()) == [], "nothing written"
