@@ -207,9 +207,9 @@ class Space:
         handle = uuid.uuid4().hex
         with self._lock:
             self._jobs[handle] = pending
-        log.debug("%s: sent to %s", image, self.space)
         if on_created is not None:
             on_created(handle)
+        log.debug("%s: sent to %s", image, self.space)  # after on_created: a signal now cancels it
         try:
             result = self._wait(pending, stop)
         finally:

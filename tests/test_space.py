@@ -52,6 +52,7 @@ class SpaceServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         environment = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
+        environment["GRADIO_TEMP_DIR"] = str(log.parent / "gradio")  # uploads and served files
         with open(log, "wb") as out:
             self.proc = subprocess.Popen(
                 [*command, "--port", str(self.port)], cwd=cwd, env=environment, stdout=out, stderr=out

@@ -14,6 +14,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             print(rows[-1], flush=True)
     finally:
         space.stop()
+        shutil.rmtree(work, ignore_errors=True)
     report = {
         "models": str(models),
         "runs": args.runs,
