@@ -56,8 +56,8 @@ test: install  ## lint, then the whole suite, browser tier included (CI runs exa
 	$(VENV)/bin/ruff format --check .
 	$(PY) -m pytest -q
 
-test-fast: venv  ## the quick tier while developing: no browser, no servers, no slow builds
-	$(PY) -m pytest -q -m "not browser and not server and not slow"
+test-fast: venv  ## the quick tier while developing, Python only: no browser, no Node, no port opened, no slow builds
+	$(PY) -m pytest -q -m "not browser and not server and not slow and not node"
 
 mutate: install  ## break each promise on purpose and check its tests go red (table; ~30 min; not in make test)
 	$(PY) -m tools.mutate

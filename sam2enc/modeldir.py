@@ -81,10 +81,19 @@ class ModelInfo:
         except FileNotFoundError:
             raise ModelError(
                 f"{path} is missing: export the model first (`make weights MODEL=tiny` or "
-                "`sam2enc export ...`)"
+                f"`sam2enc export ...`){_random_exports_hint()}"
             ) from None
         except (json.JSONDecodeError, KeyError) as exc:
             raise ModelError(f"{path} is not a model.json written by sam2enc export: {exc}") from None
+
+
+def _random_exports_hint() -> str:
+    """Where the random-weight exports of `make web`/`make demo` are (run from the repository), as the
+    end of a sentence: the README's decode commands then work without real weights."""
+    found = sorted(Path(".cache/random-models").glob("*/" + MODEL_INFO_FILE))
+    if not found:
+        return ""
+    return f", or pass --models-dir {found[-1].parent} (the random-weight export `make web` serves)"
 
 
 def same_model(bundle_model: dict[str, Any], decoder_model: dict[str, Any]) -> bool:

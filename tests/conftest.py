@@ -132,24 +132,23 @@ def pytest_terminal_summary(terminalreporter) -> None:
         terminalreporter.write_line("  ".join(f"{k}={v}" for k, v in row.items()))
 
 
-# Tiers, by what a test file starts: `make test-fast` runs neither browsers, servers nor slow builds.
-_TIERS = {
-    "test_web": ("browser", "server", "slow"),
-    "test_server": ("server",),
-    "test_client": ("server",),
-    "test_proxy": ("server",),
-    "test_replicate_contract": ("server",),
-    "test_serving_env": ("server", "slow"),
-    "test_bench": ("slow",),
-    "test_demo": ("slow",),
-    "test_package": ("slow",),
-}
+# Tiers are declared once, by each test file or test (pytestmark / @pytest.mark.*): server (opens a
+# port), node (runs Node.js), browser, slow. `make test-fast` runs none of them; these guards make a test
+# that opens a port or runs Node without saying so fail, so the fast tier stays what it says it is.
+@pytest.fixture(autouse=True)
+def _tier_guards(request, monkeypatch):
+    import socket
 
+    from tests import node
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        for tier in _TIERS.get(item.module.__name__.rsplit(".", 1)[-1], ()):
-            item.add_marker(tier)
+    if not request.node.get_closest_marker("server"):
+
+        def listen(self, *args):
+            raise AssertionError(f"{request.node.nodeid} opens a port: mark it @pytest.mark.server")
+
+        monkeypatch.setattr(socket.socket, "listen", listen)
+    if not request.node.get_closest_marker("node"):
+        monkeypatch.setattr(node, "ALLOWED", False)
 
 
 @pytest.fixture(scope="module")

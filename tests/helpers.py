@@ -12,11 +12,16 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two boolean masks of one shape; two empty masks agree (1.0)."""
-    assert a.shape == b.shape, (a.shape, b.shape)
-    union = np.logical_or(a, b).sum()
-    return float(np.logical_and(a, b).sum() / union) if union else 1.0
+def iou(mask: np.ndarray, reference: np.ndarray) -> float:
+    """Intersection over union of a mask and its reference (boolean, one shape).
+
+    The reference must cover part of the photo, not none and not all of it: against an empty or a full
+    reference, an empty or full mask "agrees" whatever the code did (random weights can cover 92–95 % of
+    a photo), so such a comparison fails here instead of passing vacuously."""
+    assert mask.shape == reference.shape, (mask.shape, reference.shape)
+    coverage = float(np.asarray(reference, dtype=bool).mean())
+    assert 0 < coverage < 1, f"the reference covers {coverage:.1%} of the photo: a comparison testing nothing"
+    return float(np.logical_and(mask, reference).sum() / np.logical_or(mask, reference).sum())
 
 
 def png_mask(path: Path) -> np.ndarray:

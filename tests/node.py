@@ -15,12 +15,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 JS_TESTS = ROOT / "tests" / "js"
+ALLOWED = True  # tests/conftest.py turns it off for a test not marked @pytest.mark.node
 
 
 def node_test(name: str, env: dict[str, str] | None = None, timeout: int = 120) -> int:
     """Run tests/js/``name`` (spec reporter); fail with Node's output unless every test passed.
 
     Returns how many tests Node ran, for wrappers that check the count against a table."""
+    assert ALLOWED, "this test runs Node.js: mark it @pytest.mark.node (make test-fast runs without Node)"
     node = shutil.which("node")
     assert node, "node >= 20 is a test dependency (make install-web)"
     result = subprocess.run(

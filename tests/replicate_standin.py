@@ -99,11 +99,14 @@ class ReplicateStandIn:
       Replicate does when a backend is down;
     - ``deadline_scale``: real seconds per ``Cancel-After`` second (Replicate's minimum is 5 s; tests
       shrink time instead of waiting);
-    - ``models``: see ``default_models``.
+    - ``models``: see ``default_models``;
+    - ``poll_hold``: seconds each ``GET /v1/predictions/<id>`` answer is held (a slow network): a client
+      stuck in a poll cannot cancel its own prediction until it returns.
 
     Records: ``requests`` (method, path), ``seen_authorization``, ``downloads`` (path, Authorization or
     None), ``headers`` (the last request's headers per (method, path)), ``violations`` (schema),
-    ``max_in_flight`` (most predictions created and not yet final at once; ``reset()`` zeroes it)."""
+    ``max_in_flight`` (most predictions created and not yet final at once; ``reset()`` zeroes it),
+    ``polls_held`` (GETs being held now), ``cancels_while_held`` (``polls_held`` as each cancel came)."""
 
     def __init__(self, models_dir: Path, token: str) -> None:
         self.service = EncoderService(models_dir, device="cpu")
@@ -143,6 +146,9 @@ class ReplicateStandIn:
         self.unavailable: str | None = None
         self.deadline_scale = 1.0
         self.models = default_models()
+        self.poll_hold = 0.0
+        self.polls_held = 0
+        self.cancels_while_held: list[int] = []
 
     def close(self) -> None:
         self.server.shutdown()
@@ -382,6 +388,7 @@ class ReplicateStandIn:
                 if not self._accept(body):
                     return None
                 if cancel := CANCEL.fullmatch(self.path):
+                    standin.cancels_while_held.append(standin.polls_held)
                     prediction = standin.predictions.get(cancel.group(1))
                     if prediction is None:
                         return self._problem(404, "Not found", NOT_FOUND)
@@ -443,6 +450,12 @@ class ReplicateStandIn:
                     prediction = standin.predictions.get(match.group(1))
                     if prediction is None:
                         return self._problem(404, "Not found", NOT_FOUND)
+                    if standin.poll_hold:
+                        with standin._lock:
+                            standin.polls_held += 1
+                        time.sleep(standin.poll_hold)
+                        with standin._lock:
+                            standin.polls_held -= 1
                     with standin._lock:
                         answer = json.loads(json.dumps(prediction))
                     return self._send(200, answer)

@@ -6,7 +6,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from tools.bench import bench_gpu_path
+
+pytestmark = pytest.mark.slow
 
 
 def test_bench_prints_a_table_and_writes_json(models_dir, tmp_path):

@@ -131,6 +131,7 @@ def test_export_shows_steps_and_numbers_without_third_party_noise(tmp_path):
     assert "TracerWarning:" not in output and "merging shape info" not in output, output
 
 
+@pytest.mark.server  # a local server stands in for Meta's host
 def test_weights_keeps_only_a_checkpoint_whose_sha256_matches(model_files, tmp_path):
     """`sam2enc weights` downloads through a .part file and never exports a checkpoint it cannot vouch for."""
     import threading

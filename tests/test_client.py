@@ -32,6 +32,8 @@ from tests.replicate_standin import (
     standin_fixture,
 )
 
+pytestmark = pytest.mark.server
+
 TOKEN = "r8_test_token_0123456789"
 
 

@@ -338,6 +338,7 @@ def js_fixtures(coffee) -> Path:
     return out / "fixtures.json"
 
 
+@pytest.mark.node
 def test_js_coco_matches_pycocotools_and_python(js_fixtures, capsys):
     node_test("coco.test.mjs", env={"SAM2ENC_COCO_FIXTURES": str(js_fixtures)})
     assert "the document sam2enc/coco.py builds" in capsys.readouterr().out, "the fixture tests did not run"

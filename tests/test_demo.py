@@ -6,9 +6,12 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from sam2enc.bundle import read_bundle
+
+pytestmark = pytest.mark.slow
 
 
 def test_demo_writes_bundle_mask_and_overlay(models_dir, tmp_path):

@@ -26,7 +26,7 @@ from sam2enc.bundle import parse_bundle
 from sam2enc.pipeline import encode
 from tests.replicate_standin import VERSION, checked_api_fixture, standin_fixture
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.server, pytest.mark.node]
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "r8_edge_secret_token_never_printed_9"

@@ -30,7 +30,7 @@ import pytest
 from sam2enc.bundle import BYTE_LENGTH
 from tests.replicate_standin import VERSION, checked_api_fixture, standin_fixture
 
-pytestmark = pytest.mark.server
+pytestmark = [pytest.mark.server, pytest.mark.node]
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "sam2enc" / "web" / "edge" / "examples" / "workerd" / "config.capnp"

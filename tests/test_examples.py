@@ -24,9 +24,9 @@ from tests.web.browser import Browser, in_ci, missing
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "build" / "test-reports"
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.node]
 if why := missing():  # a missing browser is a failure in CI, never a silent skip
-    pytestmark = [pytest.mark.browser, pytest.mark.skipif(not in_ci(), reason=why)]
+    pytestmark = [pytest.mark.browser, pytest.mark.node, pytest.mark.skipif(not in_ci(), reason=why)]
     if in_ci():
         pytest.fail(f"browser tests cannot run in CI: {why}", pytrace=False)
 
@@ -69,7 +69,8 @@ def test_minimal_page_draws_the_python_decoders_mask(site, decoder):
 
     browser = Browser()
     try:
-        query = f"bundle=../photo/bundle/&photo=../photo/coffee.png&x={click[0]}&y={click[1]}"
+        # the bundle folder as a user types it, without the trailing slash
+        query = f"bundle=../photo/bundle&photo=../photo/coffee.png&x={click[0]}&y={click[1]}"
         browser.open(f"{base}/examples/minimal.html?{query}")
         browser.call(
             "await ctx.page.waitForFunction(() => document.querySelector('#status').dataset.state, null,"
@@ -92,3 +93,23 @@ def test_minimal_page_draws_the_python_decoders_mask(site, decoder):
     assert (width, height) == (bundle.original_width, bundle.original_height)
     got = np.asarray(values, np.uint8).reshape(height, width) > 0
     assert np.array_equal(got, want), f"{int((got != want).sum())} pixels differ from the Python decoder"
+
+
+def test_minimal_page_names_a_decoder_it_cannot_fetch(site):
+    base, _ = site
+    browser = Browser()
+    try:
+        browser.open(f"{base}/examples/minimal.html?bundle=../photo/bundle/&decoder=../nowhere/decoder.onnx")
+        browser.call(
+            "await ctx.page.waitForFunction(() => document.querySelector('#status').dataset.state, null,"
+            " {timeout: 120000})"
+        )
+        state, text, usage = browser.call(
+            "return ctx.page.evaluate(() => { const s = document.querySelector('#status');"
+            " return [s.dataset.state, s.textContent, document.querySelector('#usage').textContent]; })"
+        )
+    finally:
+        browser.close()
+    assert state == "error", text
+    assert "nowhere/decoder.onnx could not be fetched (HTTP 404): check the decoder= path" in text, text
+    assert "decoder=" in usage and "bundle=" in usage, "how to use it is on the page, not in a comment"

@@ -96,6 +96,7 @@ def test_layout_js_is_generated_from_bundle_layout():
     assert committed == layout_js.render(), "layout.js is stale: run `python -m tools.layout_js`"
 
 
+@pytest.mark.node
 def test_node_module_matches_the_python_decoder(fixtures):
     node_test("decoder.test.mjs", env={"SAM2ENC_JS_FIXTURES": str(fixtures / "fixtures.json")}, timeout=300)
 

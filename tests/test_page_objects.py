@@ -4,7 +4,11 @@ DOM-free, so checked in the fast tier (about 0.3 s)."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.node import node_test
+
+pytestmark = pytest.mark.node
 
 
 def test_objects_in_node() -> None:

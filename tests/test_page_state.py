@@ -3,7 +3,11 @@ deletes, undo, clear, the prompt generation — DOM-free, so it is checked in th
 
 from __future__ import annotations
 
+import pytest
+
 from tests.node import node_test
+
+pytestmark = pytest.mark.node
 
 
 def test_prompt_list_in_node() -> None:

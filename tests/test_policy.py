@@ -165,6 +165,7 @@ def request(server, method: str, path: str, body: str | None, headers: dict[str,
         connection.close()
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("case", DOWNLOADS, ids=download_id)
 def test_the_python_proxy_downloads_where_the_table_says(case, recorder, proxies):
     server = proxies(case.get("api_base", POLICY["api_base"]))
@@ -183,6 +184,7 @@ def test_the_python_proxy_downloads_where_the_table_says(case, recorder, proxies
     assert status == (200 if case["token"] else 401)
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("case", ROUTES, ids=route_id)
 def test_the_python_proxy_routes_as_the_table_says(case, recorder, proxies):
     server = proxies(POLICY["api_base"])
@@ -213,6 +215,7 @@ def test_the_python_proxy_routes_as_the_table_says(case, recorder, proxies):
         assert sent["headers"].get(name.lower()) == value
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("case", REDIRECTS, ids=redirect_id)
 def test_the_python_proxy_follows_redirects_as_the_table_says(case, recorder, proxies):
     server = proxies(case.get("api_base", POLICY["api_base"]))
@@ -250,6 +253,7 @@ def test_the_client_follows_redirects_as_the_table_says(case, monkeypatch):
     assert sent == case["requests"]
 
 
+@pytest.mark.server
 @pytest.mark.parametrize("case", ANSWERS, ids=answer_id)
 def test_the_python_proxy_passes_retry_after_on(case, recorder, proxies):
     server = proxies(POLICY["api_base"])
@@ -293,11 +297,13 @@ def test_the_client_waits_as_the_table_says(case, monkeypatch):
     assert sleeps == [case["wait"] if case["wait"] is not None else client._retry_after(None, 0)]
 
 
+@pytest.mark.node
 def test_the_hosted_handler_passes_the_table_in_node():
     """tests/js/proxy.test.mjs: the policy table, redirects, Prefer, the 100 MB cap, CORS, the log (~2 s)."""
     assert node_test("proxy.test.mjs") > len(ROUTES) + len(DOWNLOADS) + len(REDIRECTS) + len(ANSWERS)
 
 
+@pytest.mark.node
 def test_the_page_waits_as_the_table_says_in_node():
     """tests/js/replicate.test.mjs: the page's api() reads Retry-After (seconds, a date) as client.py does."""
     assert node_test("replicate.test.mjs") >= len(ANSWERS)

@@ -25,6 +25,8 @@ import sam2enc.web.proxy as proxy_module
 from sam2enc.web.proxy import Proxy, serve
 from tests import replicate_contract as contract
 
+pytestmark = pytest.mark.server
+
 TOKEN = "r8_secret_token_do_not_leak_42"
 
 
@@ -173,6 +175,14 @@ def call(url: str, method: str = "GET", body: bytes | None = None, token: str | 
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, dict(exc.headers), exc.read()
+
+
+def test_the_pages_probe_is_answered_here_with_200_and_reaches_nothing(proxy, upstream):
+    """GET /api/: the page's same-origin probe; a 200 (a 403 was a console error on every page load)."""
+    before = len(upstream.requests)
+    status, _, body = call(f"{proxy}/api/")
+    assert (status, json.loads(body)) == (200, {"source": "proxy", "proxy": "sam2enc"})
+    assert len(upstream.requests) == before
 
 
 def test_token_reaches_upstream_unchanged_and_is_never_echoed_or_logged(proxy, upstream, caplog):

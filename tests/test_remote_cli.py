@@ -80,12 +80,9 @@ def test_a_folder_is_encoded_three_at_a_time_and_a_rerun_skips_what_is_done(api,
     photos = sorted(shoot.iterdir())
     out = tmp_path / "bundles"
     api.duration = 1.0
-    started = time.monotonic()
     result = cli(api, "--remote", "me/sam2enc", *photos, "--out", out, "--concurrency", 3)
-    seconds = time.monotonic() - started
     assert result.returncode == 1, result.stderr
     assert api.max_in_flight in (2, 3), f"{api.max_in_flight} predictions were in flight at once"
-    assert seconds < 6 * 1.0, f"six 1 s predictions, three at a time, took {seconds:.1f} s"
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and str(shoot / "broken.jpg") in errors[0], result.stderr
     assert "not a supported image" in errors[0]
@@ -159,6 +156,37 @@ def test_a_signal_cancels_every_prediction_in_flight(api, shoot, tmp_path, signu
     assert f"{said}: canceling 2 prediction(s) in flight" in stderr
     assert list(tmp_path.iterdir()) == [], "nothing half-written"
     assert TOKEN not in stdout + stderr
+
+
+def test_the_main_thread_cancels_at_once_while_every_worker_is_stuck_in_a_poll(api, shoot, tmp_path):
+    """Each worker would cancel its own prediction once its poll returns; the interrupt must not wait for
+    that: its cancels reach Replicate while both polls are still held (a slow network)."""
+    api.delay, api.wait_scale, api.poll_hold = 30.0, 0.05, 4.0
+    before, cancels = len(api.requests), len(api.cancels_while_held)
+    photos = [shoot / "rocket.jpg", shoot / "coffee.png"]
+    args = ["--remote", "me/sam2enc", *map(str, photos), "--out", str(tmp_path), "--concurrency", "2"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "sam2enc", "encode", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=environment(api, TOKEN),
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while api.polls_held < 2:
+            assert time.monotonic() < deadline and proc.poll() is None, "two polls were never held"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        api.poll_hold = 0.0
+    assert proc.returncode == 143, stderr
+    assert creates(api, before) == 2
+    seen = api.cancels_while_held[cancels:]
+    assert seen[:2] == [2, 2], f"the cancels arrived with {seen} polls held"
 
 
 def test_a_users_folder_named_like_a_photo_is_never_touched(api, shoot, tmp_path):

@@ -14,6 +14,8 @@ from jsonschema import Draft202012Validator
 from tests import replicate_contract as contract
 from tests.replicate_standin import VERSION, ReplicateStandIn, checked_api_fixture, standin_fixture
 
+pytestmark = pytest.mark.server
+
 TOKEN = "r8_contract_token"
 
 

@@ -25,6 +25,8 @@ from sam2enc.pipeline import encode
 from tests.cogserver import start_server
 from tools.cog_schema import SCHEMA_PATH, build_schema, render
 
+pytestmark = pytest.mark.server
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

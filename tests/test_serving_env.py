@@ -35,6 +35,8 @@ COG_YAML = yaml.safe_load((ROOT / "cog.yaml").read_text())
 # Put on the worker's PYTHONPATH: records (and refuses) every attempt to import a forbidden package.
 IMPORT_GUARD = f"""
 import os, sys
+
+pytestmark = [pytest.mark.server, pytest.mark.slow]
 FORBIDDEN = {FORBIDDEN!r}
 class _Guard:
     def find_spec(self, name, path=None, target=None):

@@ -260,3 +260,17 @@ def test_serve_on_a_busy_port_says_so_before_any_work(tmp_path):
         f"or pick another port with --port {port + 1}\n"
     )
     assert result.stdout == "" and not (tmp_path / "none").exists(), "no export, no demo encode"
+
+
+def test_a_file_over_25_mib_is_refused_and_nothing_is_written(models_dir, tmp_path, capsys):
+    """Cloudflare Pages takes 25 MiB a file: a site with a bigger one would fail to deploy, so `web build`
+    refuses it (naming the file) before anything is in place."""
+    big = tmp_path / "big-model"
+    big.mkdir()
+    (big / "model.json").write_bytes((models_dir / "model.json").read_bytes())
+    with (big / "decoder.onnx").open("wb") as graph:  # sparse: 26 MiB that cost no disk
+        graph.truncate(26 * 1024 * 1024)
+    out = tmp_path / "public"
+    with pytest.raises(site.SiteError, match=r"models/decoder\.onnx \(26\.0 MiB\) is over the 25 MiB"):
+        site.build(out, big, [])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big-model"], "no site, no staging left behind"

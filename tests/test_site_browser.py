@@ -27,7 +27,7 @@ from sam2enc.web.__main__ import main
 from tests.helpers import iou, png_mask
 from tests.web.browser import Browser, in_ci, missing
 
-pytestmark = [pytest.mark.browser, pytest.mark.server]
+pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.node]
 if why := missing():  # a missing browser is a failure in CI, never a silent skip
     pytestmark.append(pytest.mark.skipif(not in_ci(), reason=why))
     if in_ci():

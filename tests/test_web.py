@@ -44,8 +44,9 @@ FILL = "await ctx.page.fill('#token', args.t); await ctx.page.fill('#version', '
 WEBGPU_CLICKS = os.environ.get("SAM2ENC_WEBGPU_CLICKS") == "1"
 _results: dict[str, dict] = {}
 
+pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow, pytest.mark.node]
 if why := missing():  # a missing browser is a failure in CI, never a silent skip
-    pytestmark = pytest.mark.skipif(not in_ci(), reason=why)
+    pytestmark.append(pytest.mark.skipif(not in_ci(), reason=why))
     if in_ci():
         pytest.fail(f"browser tests cannot run in CI: {why}", pytrace=False)
 
@@ -514,6 +515,10 @@ def test_demo_keyboard_hover_and_a_cached_second_visit(browser, app, tmp_path):
     )
     assert unlabelled == [], unlabelled
     assert browser.call("return ctx.page.getAttribute('#status', 'role')") == "status"
+    # the proxy probe (GET api/) found the proxy without an error: a page load logs none
+    assert not browser.call("return ctx.page.isHidden('#remote-box')"), "serve's proxy was found"
+    errors = [line for line in browser.call("return ctx.console") if "Failed to load resource" in line]
+    assert errors == [], errors
 
     # the three files dropped on the page, renamed as a browser saves repeated downloads
     browser.call(

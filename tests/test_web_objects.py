@@ -34,7 +34,7 @@ from tests.web.browser import in_ci, missing
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "build" / "test-reports"
-pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow]
+pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow, pytest.mark.node]
 
 if why := missing():  # a missing browser is a failure in CI, never a silent skip
     pytestmark.append(pytest.mark.skipif(not in_ci(), reason=why))

@@ -130,7 +130,9 @@ def random_models(cache: Path, doing: str = "serving") -> Path:
         cache,
         banner,
     )
-    return cached_random_export(cache)
+    models_dir = cached_random_export(cache)
+    log.warning("the random-weight export is %s (sam2enc decode --models-dir %s)", models_dir, models_dir)
+    return models_dir
 
 
 class Assets:

@@ -128,6 +128,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._forward("GET", f"{self.server.upstream}/models/{match.group(1)}/{match.group(2)}")
         if path == "/api/files":
             return self._file()
+        if path == "/api/":  # the page's probe: answered here, reaching no upstream, carrying no token
+            return self._send(200, json.dumps(PROBE).encode(), "application/json")
         if assets.for_server(self.server).serve(self, path):  # app, runtime, models, demo: with ETags
             return None
         return self._error(404, "not found")
@@ -169,7 +171,8 @@ class Handler(BaseHTTPRequestHandler):
     def _known(self) -> bool:
         path = self.path.split("?", 1)[0]
         known = (PREDICTION_ID, CANCEL, MODEL)
-        return path in ("/", "/api/predictions", "/api/files") or any(p.fullmatch(path) for p in known)
+        paths = ("/", "/api/", "/api/predictions", "/api/files")
+        return path in paths or any(p.fullmatch(path) for p in known)
 
     # --- handlers ----------------------------------------------------------------------------------
     def _forward(
@@ -266,6 +269,10 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(payload)
+
+
+# What GET /api/ answers (both proxies): "a sam2enc proxy is here", for the page's same-origin probe.
+PROBE = {"source": "proxy", "proxy": "sam2enc"}
 
 
 def serve(host: str, port: int, upstream: str, models_dir: Path, cancel_after: int = CANCEL_AFTER) -> Proxy:

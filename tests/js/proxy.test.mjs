@@ -175,6 +175,12 @@ test("an output on pbxt.replicate.delivery that is pre-signed is fetched once, w
   assert.deepEqual(sent.map((r) => [r.url, r.headers.authorization]), [[url, undefined]]);
 });
 
+test("GET /api/ answers the page's probe itself: 200, nothing sent upstream, as the Python proxy answers", async () => {
+  const result = await call("/api/");
+  assert.deepEqual([result.status, JSON.parse(result.text)], [200, { source: "proxy", proxy: "sam2enc" }]);
+  assert.equal(sent.length, 0);
+});
+
 test("an upstream 401 passes through unchanged", async () => {
   const problem = '{"title": "Unauthenticated", "detail": "You did not pass a valid authentication token", "status": 401}';
   answer = () => new Response(problem, { status: 401, headers: { "Content-Type": "application/problem+json" } });

@@ -193,8 +193,10 @@ async function route(request, url, config) {
     return forward(request, "POST", `${config.base}/files`);
   }
   if (method === "GET" && pathname === "/api/files") return download(request, url.searchParams.get("url") || "", config);
+  // The page's same-origin probe: answered here (200, as the Python proxy does), no upstream, no token.
+  if (method === "GET" && pathname === "/api/") return new Response(JSON.stringify({ source: "proxy", proxy: "sam2enc" }), { headers: { "Content-Type": "application/json" } });
   // As the Python proxy answers: a GET of anything else is 404; another method on a known path, 405.
-  const known = ["/api/predictions", "/api/files"].includes(pathname) || [PREDICTION, CANCEL, MODEL].some((p) => p.test(pathname));
+  const known = ["/api/", "/api/predictions", "/api/files"].includes(pathname) || [PREDICTION, CANCEL, MODEL].some((p) => p.test(pathname));
   throw known && !["GET", "HEAD"].includes(method) ? new Refusal(405, "method not allowed") : new Refusal(404, "not found");
 }
 

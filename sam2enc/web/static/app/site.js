@@ -88,15 +88,15 @@ export async function loadDemos(cfg) {
  * The base URL of the token proxy's API ("…/api/"), or null: then the page offers no "Encode on
  * Replicate" and sends no request for it. config.proxy is null (none: not even a probe), a URL (a hosted
  * proxy: its routes are <proxy>/api/…) or "same-origin": the site's own api/ (`serve`, or a host that
- * runs the proxy's route beside the page), used only if a GET of api/files with no output URL is refused
- * by the proxy itself (403, "source": "proxy"): an answer that reaches no upstream and no token.
+ * runs the proxy's route beside the page), used only if a GET of api/ is answered by the proxy itself
+ * (200, {"source": "proxy", "proxy": "sam2enc"}): an answer that reaches no upstream and no token.
  */
 export async function proxyApi(cfg) {
   if (!cfg.proxy) return null;
   if (cfg.proxy !== "same-origin") return new URL("api/", `${cfg.proxy.replace(/\/+$/, "")}/`).href;
-  const answer = await fetch(siteUrl("api/files")).catch(() => null);
-  const body = await answer?.json().catch(() => null);
-  return answer?.status === 403 && body?.source === "proxy" ? siteUrl("api/") : null;
+  const answer = await fetch(siteUrl("api/")).catch(() => null); // 200 from a proxy: no console error
+  const body = answer?.ok ? await answer.json().catch(() => null) : null;
+  return body?.source === "proxy" && body?.proxy === "sam2enc" ? siteUrl("api/") : null;
 }
 
 /** One line when the decoder runs on a single WASM thread for want of cross-origin isolation, else "". */
