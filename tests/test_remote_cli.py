@@ -118,6 +118,27 @@ def test_concurrency_one_runs_one_prediction_at_a_time(api, shoot, tmp_path):
     assert api.max_in_flight == 1 and creates(api, before) == 2
 
 
+def start_two_at_a_time(api: ReplicateStandIn, photos: list[Path], out: Path) -> subprocess.Popen:
+    """`sam2enc encode --remote` over ``photos``, two predictions in flight, left running."""
+    args = ["--remote", "me/sam2enc", *map(str, photos), "--out", str(out), "--concurrency", "2"]
+    return subprocess.Popen(
+        [sys.executable, "-m", "sam2enc", "encode", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env=environment(api, TOKEN),
+    )
+
+
+def wait_for(condition, proc: subprocess.Popen, failure: str, seconds: float = 30) -> None:
+    """Until ``condition()`` holds (a state, never a fixed time), while ``proc`` still runs."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline and proc.poll() is None, failure
+        time.sleep(0.05)
+
+
 @pytest.mark.parametrize(
     "signum, status, said",
     [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated (SIGTERM)")],
@@ -129,20 +150,10 @@ def test_a_signal_cancels_every_prediction_in_flight(api, shoot, tmp_path, signu
     api.delay, api.wait_scale = 30.0, 0.05  # queued for long; the 10 s sync window lasts 0.5 s
     before = len(api.requests)
     photos = [shoot / "rocket.jpg", shoot / "coffee.png", shoot / "astronaut.png"]
-    args = ["--remote", "me/sam2enc", *map(str, photos), "--out", str(tmp_path), "--concurrency", "2"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sam2enc", "encode", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env=environment(api, TOKEN),
-    )
+    proc = start_two_at_a_time(api, photos, tmp_path)
     try:
-        deadline = time.monotonic() + 30
-        while sum(m == "GET" and "/predictions/" in p for m, p in api.requests[before:]) < 2:
-            assert time.monotonic() < deadline and proc.poll() is None, "two predictions never got polled"
-            time.sleep(0.05)
+        polls = lambda: sum(m == "GET" and "/predictions/" in p for m, p in api.requests[before:])  # noqa: E731
+        wait_for(lambda: polls() >= 2, proc, "two predictions never got polled")
         proc.send_signal(signum)
         stdout, stderr = proc.communicate(timeout=15)
     finally:
@@ -163,21 +174,9 @@ def test_the_main_thread_cancels_at_once_while_every_worker_is_stuck_in_a_poll(a
     that: its cancels reach Replicate while both polls are still held (a slow network)."""
     api.delay, api.wait_scale, api.poll_hold = 30.0, 0.05, 4.0
     before, cancels = len(api.requests), len(api.cancels_while_held)
-    photos = [shoot / "rocket.jpg", shoot / "coffee.png"]
-    args = ["--remote", "me/sam2enc", *map(str, photos), "--out", str(tmp_path), "--concurrency", "2"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "sam2enc", "encode", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-        env=environment(api, TOKEN),
-    )
+    proc = start_two_at_a_time(api, [shoot / "rocket.jpg", shoot / "coffee.png"], tmp_path)
     try:
-        deadline = time.monotonic() + 30
-        while api.polls_held < 2:
-            assert time.monotonic() < deadline and proc.poll() is None, "two polls were never held"
-            time.sleep(0.05)
+        wait_for(lambda: api.polls_held >= 2, proc, "two polls were never held")
         proc.send_signal(signal.SIGTERM)
         _, stderr = proc.communicate(timeout=30)
     finally:
