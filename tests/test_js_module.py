@@ -9,6 +9,7 @@ tests/js/` checks the module against them (one onnxruntime-web session for every
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -133,3 +134,66 @@ def test_the_packed_package_holds_every_export():
     assert targets <= packed, sorted(targets - packed)
     assert {"sam2enc/web/static/lib/decoder.js", "sam2enc/web/static/lib/layout.js"} <= packed
     assert not any(p.startswith("tests/") or p.endswith(".py") for p in packed), sorted(packed)
+
+
+def _package() -> dict:
+    return json.loads((ROOT / "package.json").read_text())
+
+
+@pytest.mark.node
+def test_onnxruntime_web_is_a_peer_dependency_in_the_tested_range():
+    """An app with its own onnxruntime-web gets one runtime, not two: the package names it as a peer (the
+    range the suite runs, 1.30.x), never as a dependency of its own; the repository's pin lies in it."""
+    manifest = _package()
+    assert "onnxruntime-web" not in manifest.get("dependencies", {})
+    assert manifest["peerDependencies"] == {"onnxruntime-web": "~1.30.0"}
+    installed = json.loads((ROOT / "node_modules" / "onnxruntime-web" / "package.json").read_text())[
+        "version"
+    ]
+    for version in (manifest["devDependencies"]["onnxruntime-web"], installed):
+        assert re.fullmatch(r"1\.30\.\d+", version), f"{version} is outside ~1.30.0"
+
+
+def _reachable(entry: Path) -> set[Path]:
+    """``entry`` and every file of the module its relative imports (static or dynamic) reach."""
+    found, queue = {entry}, [entry]
+    while queue:
+        text = queue.pop().read_text()
+        for spec in re.findall(r"""(?:from|import)\s*\(?\s*["'](\.{1,2}/[^"']+)["']""", text):
+            target = (entry.parent / spec).resolve()
+            assert target.is_file(), f"{entry.name} reaches {spec}, which does not exist"
+            if target not in found:
+                found.add(target)
+                queue.append(target)
+    return found
+
+
+def test_no_browser_entry_reaches_a_node_import():
+    """Bundlers take each export's "default" (Vite warned "node:url has been externalized for browser
+    compatibility"): what those entries reach has no `node:` import; the file loading that needs one is
+    behind the "node" condition."""
+    exports = _package()["exports"]
+    assert exports["."]["node"].endswith("/node.js")
+    browser = [ROOT / exports[name]["default"] for name in (".", "./coco")]
+    files = set().union(*map(_reachable, browser))
+    assert {p.name for p in files} >= {"index.js", "bundle.js", "decoder.js", "sha256.js", "coco.js"}
+    assert [p.name for p in files if "node:" in p.read_text()] == []
+    assert "node:fs" in (ROOT / exports["."]["node"]).read_text()
+
+
+@pytest.mark.node
+@pytest.mark.parametrize("config", ["tsconfig.json", "tsconfig.node.json"])
+def test_a_typescript_consumer_type_checks_strictly(config):
+    """tests/ts/consumer.ts imports the package by name as an app does and uses every export (and
+    `@ts-expect-error`s for what must not type-check: internals, a bad label): `tsc --noEmit --strict`,
+    with the package's own .d.ts files checked too (skipLibCheck false), bundler and nodenext resolution."""
+    tsc = ROOT / "node_modules" / ".bin" / "tsc"
+    assert tsc.exists(), "typescript is a pinned devDependency: npm ci (make install-web)"
+    result = subprocess.run(
+        [str(tsc), "--noEmit", "--strict", "-p", str(ROOT / "tests" / "ts" / config)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -57,7 +57,12 @@ def test_the_site_holds_the_page_the_runtime_the_decoder_and_the_demo(built, mod
         "vendor/ort/ort.wasm.min.mjs",
         "vendor/ort/ort-wasm-simd-threaded.mjs",
         "vendor/ort/ort-wasm-simd-threaded.wasm",
-    }, "only what the worker loads and that fits: the WebGPU build's WASM is over 25 MiB"
+        "vendor/ort/ort.jspi.min.mjs",
+        "vendor/ort/ort-wasm-simd-threaded.jspi.mjs",
+        "vendor/ort/ort-wasm-simd-threaded.jspi.wasm",
+    }, "only what the worker loads: the WASM build, and the WebGPU build that fits (JSPI, not JSEP)"
+    for name in ort:
+        assert (built / name).read_bytes() == (assets.ORT_DIST / Path(name).name).read_bytes()
     for name in ("decoder.onnx", "model.json"):
         assert (built / "models" / name).read_bytes() == (models_dir / name).read_bytes()
     assert not (built / "models" / "decoder_hires.onnx").exists(), "the page never loads it"
@@ -90,7 +95,7 @@ def test_the_demo_is_the_photos_bundle_listed_with_relative_paths(built, encoder
 def test_config_carries_the_proxy_and_the_runtime_shipped(built):
     config = json.loads((built / "config.json").read_text())
     assert config["proxy"] == PROXY
-    assert config["ort"] == {"entries": ["ort.wasm.min.mjs"], "webgpu": False}
+    assert config["ort"] == {"entries": ["ort.jspi.min.mjs", "ort.wasm.min.mjs"], "webgpu": True}
     assert config["demos"] == "demos/index.json" and config["models"] == "models/"
 
 
@@ -150,24 +155,29 @@ def test_a_proxy_that_is_not_an_http_base_url_is_refused(proxy, models_dir, tmp_
 
 
 def test_an_ort_build_over_25_mib_is_left_out(models_dir, tmp_path):
-    """A fake dist: the WASM build fits, the WebGPU one (a sparse 26 MiB .wasm) does not."""
+    """A fake dist: the WASM build fits, the WebGPU one (a sparse 26 MiB .wasm) does not; config.json
+    then says no WebGPU, and the page says why it runs WASM."""
     dist = tmp_path / "dist"
     dist.mkdir()
     (dist / "ort.wasm.min.mjs").write_text('import("./ort-wasm-simd-threaded.mjs")')
     (dist / "ort-wasm-simd-threaded.mjs").write_text('fetch("ort-wasm-simd-threaded.wasm")')
     (dist / "ort-wasm-simd-threaded.wasm").write_bytes(b"\0asm")
-    (dist / "ort.all.min.mjs").write_text('import("./ort-wasm-simd-threaded.jsep.mjs")')
-    (dist / "ort-wasm-simd-threaded.jsep.mjs").write_text('fetch("ort-wasm-simd-threaded.jsep.wasm")')
-    with open(dist / "ort-wasm-simd-threaded.jsep.wasm", "wb") as big:
+    (dist / "ort.jspi.min.mjs").write_text('import("./ort-wasm-simd-threaded.jspi.mjs")')
+    (dist / "ort-wasm-simd-threaded.jspi.mjs").write_text('fetch("ort-wasm-simd-threaded.jspi.wasm")')
+    with open(dist / "ort-wasm-simd-threaded.jspi.wasm", "wb") as big:
         big.truncate(26 * 1024 * 1024)
     static = tmp_path / "static"
     static.mkdir()
     (static / "index.html").write_text("<html></html>")
     (static / "worker.js").write_text(
-        'import("./vendor/ort/ort.all.min.mjs"); import("vendor/ort/ort.wasm.min.mjs")'
+        'import("./vendor/ort/ort.jspi.min.mjs"); import("vendor/ort/ort.wasm.min.mjs")'
     )
     built = site.build(tmp_path / "out", models_dir, [], None, static=static, ort_dist=dist)
     assert built.ort == ["ort.wasm.min.mjs"]
+    assert json.loads((built.out / "config.json").read_text())["ort"] == {
+        "entries": ["ort.wasm.min.mjs"],
+        "webgpu": False,
+    }
     assert sorted(n for n in built.files if n.startswith("vendor/")) == [
         "vendor/ort/ort-wasm-simd-threaded.mjs",
         "vendor/ort/ort-wasm-simd-threaded.wasm",

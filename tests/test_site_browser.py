@@ -6,8 +6,15 @@ click, with no request to /api, no 404 and no file over 25 MiB. Every request is
 the file server's log (every byte it served, the worker's fetches included) and by the browser (every
 URL the page and its worker asked for, on any origin).
 
+WebGPU (onnxruntime-web's JSPI build, shipped beside the WASM one) in a chromium with WebGPU enabled,
+which headless is SwiftShader, a software adapter: "auto" must take WASM there and say why in one true
+line, without fetching the WebGPU build; ?backend=webgpu must run the JSPI build on it, upload the
+bundle's features to the GPU once (not per click) and draw the Python decoder's mask. Checked as IoU,
+never as a time: SwiftShader takes ~50-70 s a decode on 2 shared cores.
+
 Cost: one site build (~5 s of encoding on 2 cores), one file server, four page loads in one chromium
-(onnxruntime-web's WASM start, ~3 s each): ~30 s.
+(onnxruntime-web's WASM start, ~3 s each): ~30 s; the WebGPU test ~2-3 min (two SwiftShader decodes:
+the warm-up and one click).
 """
 
 from __future__ import annotations
@@ -20,9 +27,11 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from sam2enc.bundle import parse_bundle
+from sam2enc.decoder import prompt_arrays, upsample_logits
 from sam2enc.web.__main__ import main
 from tests.helpers import iou, png_mask
 from tests.web.browser import Browser, in_ci, missing
@@ -83,6 +92,14 @@ def pages(models_dir, tmp_path_factory) -> Path:
     config = json.loads((with_proxy / "config.json").read_text())
     (with_proxy / "config.json").write_text(json.dumps({**config, "proxy": PROXY}))
     # deployments gone wrong: the decoder missing, the demo list mangled, the demo photo missing
+    # a site built where the WebGPU build could not be shipped (over a host's limit): WASM only
+    wasm_only = root / "wasm-only"
+    shutil.copytree(out, wasm_only)
+    for name in ("ort.jspi.min.mjs", "ort-wasm-simd-threaded.jspi.mjs", "ort-wasm-simd-threaded.jspi.wasm"):
+        (wasm_only / "vendor" / "ort" / name).unlink()
+    config = json.loads((wasm_only / "config.json").read_text())
+    config["ort"] = {"entries": ["ort.wasm.min.mjs"], "webgpu": False}
+    (wasm_only / "config.json").write_text(json.dumps(config))
     for name, broken in [
         ("no-decoder", "models/decoder.onnx"),
         ("bad-demos", "demos/index.json"),
@@ -117,9 +134,12 @@ def seen(browser: Browser) -> list[tuple[str, str, int]]:
     return [tuple(r) for r in browser.call("return ctx.seen") if r[1].startswith("http")]
 
 
-def assert_clean(server: FileServer, browser: Browser, base: str, first: int) -> list[tuple[str, str, int]]:
+def assert_clean(
+    server: FileServer, browser: Browser, base: str, first: int, wasm: str = "ort-wasm-simd-threaded.wasm"
+) -> list[tuple[str, str, int]]:
     """Since the server's request ``first``: every request stayed under ``base``, none reached /api,
-    none failed; returns the server's part of the log."""
+    none failed, the worker fetched the decoder and onnxruntime-web's ``wasm``; returns the server's
+    part of the log."""
     served = server.requests()[first:]
     assert served, "the file server saw no request"
     assert [r for r in served if "/api" in r[1]] == [], "a request to /api on a site with no proxy"
@@ -129,7 +149,7 @@ def assert_clean(server: FileServer, browser: Browser, base: str, first: int) ->
     asked = seen(browser)
     assert [r for r in asked if not r[1].startswith(base)] == [], "a URL not under the site's folder"
     assert [r for r in asked if r[2] == 0 or r[2] >= 400] == [], "a request failed in the browser"
-    worker = {f"{base}models/decoder.onnx", f"{base}vendor/ort/ort-wasm-simd-threaded.wasm"}
+    worker = {f"{base}models/decoder.onnx", f"{base}vendor/ort/{wasm}"}
     assert worker <= {r[1] for r in asked}, "the worker's requests are recorded too"
     return served
 
@@ -171,16 +191,27 @@ def test_the_demo_clicked_and_downloaded_from_a_plain_file_server(
             live.close()
     paths = {p.split("?")[0].removeprefix(base.removeprefix(live.url)) for _, p, _ in served}
     assert {"config.json", "demos/index.json", "models/decoder.onnx", "vendor/ort/ort.wasm.min.mjs"} <= paths
-    assert not [p for p in paths if p.startswith("vendor/ort/ort.all")], "the WebGPU build was not shipped"
+    assert not [p for p in paths if "jspi" in p], "the WebGPU build is fetched only to run on WebGPU"
     sizes = {p: (pages / REPO / p).stat().st_size for p in paths if (pages / REPO / p).is_file()}
     assert {p: size for p, size in sizes.items() if size > MAX_FILE} == {}, "a file over 25 MiB"
-    report({"static site": where, "requests": len(served)})
+    report({"static site": where, "requests": len(served), **first_load(sizes)})
+
+
+def first_load(sizes: dict[str, int]) -> dict[str, int]:
+    """Bytes a first visit fetched (every file once; http.server sends no ETag), without and with the demo."""
+    demo = sum(
+        size for path, size in sizes.items() if path.startswith("demos/") and path != "demos/index.json"
+    )
+    return {
+        "first-load bytes without the demo": sum(sizes.values()) - demo,
+        "with the demo": sum(sizes.values()),
+    }
 
 
 def test_webgpu_asked_for_on_a_site_without_the_webgpu_build(server, browser):
     """?backend=webgpu: the site shipped only the WASM build, so the decoder says so and uses WASM;
     it never asks for onnxruntime-web's WebGPU build (a 404 on this site)."""
-    base = f"{server.url}/{REPO}/"
+    base = f"{server.url}/wasm-only/"
     first = len(server.requests())
     open_recorded(browser, f"{base}?backend=webgpu")
     browser.call("await ctx.page.click('#demo')")
@@ -243,3 +274,91 @@ def test_a_deploy_gone_wrong_names_the_file_and_offers_nothing_that_is_not_there
         assert failed_status(browser) == says
         assert browser.state()["size"] == [0, 0], "nothing half-shown"
         assert [line for line in browser.call("return ctx.console") if "pageerror" in line] == [], site
+
+
+WORKER = (
+    "(ctx.page.workers().find((w) => w.url().includes('/static/worker.js'))"
+    " ?? await ctx.page.waitForEvent('worker'))"
+)
+# Counts the bytes the worker writes to the GPU (GPUQueue.writeBuffer: how onnxruntime-web and the module
+# upload inputs), from before the bundle arrives.
+COUNT_UPLOADS = f"""const worker = {WORKER};
+await worker.evaluate(() => {{
+  self.uploaded = 0;
+  const write = GPUQueue.prototype.writeBuffer;
+  GPUQueue.prototype.writeBuffer = function (buffer, offset, data, ...rest) {{
+    self.uploaded += data.byteLength;
+    return write.call(this, buffer, offset, data, ...rest);
+  }};
+}});"""
+UPLOADED = f"return ({WORKER}).evaluate(() => self.uploaded)"
+FEATURE_BYTES = 4 * (256 * 64 * 64 + 32 * 256 * 256 + 64 * 128 * 128)  # the bundle's features, float32
+
+
+def display_mask(decoder, bundle, points, width: int, height: int) -> np.ndarray:
+    """The Python decoder's best mask, its logits upsampled to the page's display size."""
+    coords, labels = prompt_arrays(bundle.original_width, bundle.original_height, points)
+    logits, scores = decoder.logits(bundle, coords, labels)
+    best = int(np.argmax(scores[0]))
+    return upsample_logits(logits[0, best : best + 1], height, width)[0] > 0
+
+
+def test_webgpu_on_software_chromium_auto_takes_wasm_and_forced_webgpu_draws_pythons_mask(
+    pages, server, decoder, report
+):
+    """In a chromium with WebGPU (SwiftShader, headless): "auto" runs WASM, says in one line that the
+    adapter is a software fallback, and never fetches the WebGPU build; ?backend=webgpu loads the JSPI
+    build (no file over 25 MiB), decodes on WebGPU with the features uploaded once for the bundle (a
+    click uploads its prompts only) and draws the Python decoder's mask."""
+    base = f"{server.url}/{REPO}/"
+    chromium = Browser(webgpu=True)
+    try:
+        first = len(server.requests())
+        open_recorded(chromium, base)
+        chromium.call("await ctx.page.click('#demo')")
+        state = chromium.ready()
+        assert "(wasm, 1 thread)" in state["status"], state
+        note = chromium.call("return ctx.page.textContent('#backend-note')")
+        assert "the WebGPU adapter is a software fallback (google swiftshader)" in note, note
+        served = assert_clean(server, chromium, base, first)
+        assert not [p for _, p, _ in served if "jspi" in p], "auto on a software adapter: no WebGPU build"
+
+        first = len(server.requests())
+        open_recorded(chromium, f"{base}?backend=webgpu")
+        chromium.call(COUNT_UPLOADS)
+        chromium.call("await ctx.page.click('#demo')")
+        state = chromium.call("return ctx.ready(400000)")
+        assert state["ready"] and state["status"].startswith("Ready (webgpu)"), state
+        assert chromium.call("return ctx.page.textContent('#backend-note')") == ""
+        at_ready = chromium.call(UPLOADED)
+        assert at_ready >= FEATURE_BYTES, (
+            f"{at_ready} bytes written to the GPU: the features were not uploaded"
+        )
+        state = chromium.call(
+            "await ctx.click(args.x, args.y); return ctx.settled(400000)", x=CLICK[0], y=CLICK[1]
+        )
+        assert state["last"]["backend"] == "webgpu", state
+        per_click = chromium.call(UPLOADED) - at_ready
+        assert per_click < 2**20, f"a click wrote {per_click} bytes to the GPU: the features again?"
+        shown = chromium.canvas_mask()
+        site = pages / REPO
+        [demo] = json.loads((site / "demos" / "index.json").read_text())["demos"]
+        bundle = parse_bundle(
+            json.loads((site / demo["manifest"]).read_text()), (site / demo["embedding"]).read_bytes()
+        )
+        overlap = iou(shown, display_mask(decoder, bundle, [CLICK], shown.shape[1], shown.shape[0]))
+        served = assert_clean(server, chromium, base, first, "ort-wasm-simd-threaded.jspi.wasm")
+        paths = {p.split("?")[0].removeprefix(f"/{REPO}/") for _, p, _ in served}
+        assert {"vendor/ort/ort.jspi.min.mjs", "vendor/ort/ort-wasm-simd-threaded.jspi.wasm"} <= paths
+        assert "vendor/ort/ort-wasm-simd-threaded.wasm" not in paths, "one runtime, the WebGPU one"
+        sizes = {p: (site / p).stat().st_size for p in paths if (site / p).is_file()}
+        assert max(sizes.values()) <= MAX_FILE
+        row = {
+            "static site": "webgpu (SwiftShader)",
+            "IoU": round(overlap, 5),
+            "uploaded per click": per_click,
+        }
+        report({**row, **first_load(sizes)})
+        assert overlap >= 0.99, f"IoU {overlap} with the Python decoder's mask on WebGPU"
+    finally:
+        chromium.close()

@@ -33,7 +33,9 @@ RANDOM_MODELS = ROOT / ".cache" / "random-models"  # shared with `make demo`
 MODEL_FILES = (DECODER_FILE, DECODER_HIRES_FILE, MODEL_INFO_FILE)
 TYPES = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm"}
 DEMOS_INDEX = "demos/index.json"
-ORT_ENTRIES = ("ort.all.min.mjs", "ort.wasm.min.mjs")  # WebGPU + WASM, WASM only (what worker.js imports)
+# What worker.js imports (app/site.js): WebGPU + WASM for browsers with JS Promise Integration, WASM only.
+ORT_ENTRIES = ("ort.jspi.min.mjs", "ort.wasm.min.mjs")
+WEBGPU_ENTRY = ORT_ENTRIES[0]
 SAME_ORIGIN = "same-origin"  # config.json's proxy: the site's own api/ (this server's)
 
 
@@ -79,7 +81,7 @@ def slug(name: str) -> str:
 def site_config(generator: str, proxy: str | None, ort: list[str]) -> dict:
     """config.json: where the demos and models are, the onnxruntime-web entries shipped, the proxy
     (None: none, so the page sends no API call; a URL; or SAME_ORIGIN)."""
-    webgpu = "ort.all.min.mjs" in ort
+    webgpu = WEBGPU_ENTRY in ort
     return {
         "generator": generator,
         "proxy": proxy,

@@ -7,9 +7,12 @@ photo, encoded here at build time, and ``config.json`` (where the token proxy is
 (Netlify, Cloudflare Pages) and ``vercel.json`` ask those hosts for cross-origin isolation (COOP/COEP:
 WASM threads) and caching; a host that ignores them still serves a working, single-threaded page.
 
-Every file stays under 25 MiB, Cloudflare Pages' limit per file: an onnxruntime-web entry whose WASM
-is larger (the WebGPU builds, ~27 MB) is left out and ``config.json`` says so. The site is written
-to a temporary directory and moved into place only when complete.
+Every file stays under 25 MiB, Cloudflare Pages' limit per file. onnxruntime-web comes as two builds:
+the WASM-only one (14 MB of wasm) and the WebGPU one for browsers with JS Promise Integration (the JSPI
+build, 17 MB; the JSEP and asyncify WebGPU builds, 28 and 27 MB, do not fit), which the worker loads
+only when it will run on WebGPU. An entry whose WASM would be over the limit is left out and
+``config.json`` says so. The site is written to a temporary directory and moved into place only when
+complete.
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { describe, test } from "node:test";
 
-import { cocoDocument, compressCounts, decompressCounts, maskArea, maskBbox, rleCounts, rleDecode, rleEncode } from "sam2enc";
+import { cocoDocument, maskArea, maskBbox, rleDecode, rleEncode } from "sam2enc/coco";
+import { compressCounts, decompressCounts, rleCounts } from "../../sam2enc/web/static/lib/coco.js"; // internal
 
 const FIXTURES = process.env.SAM2ENC_COCO_FIXTURES;
 const fixtures = FIXTURES ? JSON.parse(await readFile(FIXTURES, "utf8")) : null;

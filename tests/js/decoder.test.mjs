@@ -1,11 +1,16 @@
 // The package, imported by its name as a user would, against masks the Python decoder made.
 // Run by tests/test_js_module.py, which writes the fixtures and sets $SAM2ENC_JS_FIXTURES.
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
 
+import * as sam2enc from "sam2enc";
+import * as coco from "sam2enc/coco";
 import { checkPhoto, loadDecoder, maskToPng, openBundle, segment } from "sam2enc";
+import { sha256 } from "../../sam2enc/web/static/lib/sha256.js"; // internal: the fallback itself
 
 const FIXTURES = process.env.SAM2ENC_JS_FIXTURES;
 const fixtures = FIXTURES ? JSON.parse(await readFile(FIXTURES, "utf8")) : null;
@@ -23,6 +28,40 @@ function iou(mask, expected) {
   }
   return either === 0 ? 1 : both / either;
 }
+
+/** Run `body` as a page in an insecure context runs: `crypto` without `subtle` (http://192.168.x.x). */
+async function withoutSubtle(body) {
+  const descriptor = Object.getOwnPropertyDescriptor(globalThis, "crypto");
+  const { getRandomValues } = globalThis.crypto;
+  Object.defineProperty(globalThis, "crypto", { value: { getRandomValues }, configurable: true });
+  try {
+    assert.equal(globalThis.crypto.subtle, undefined);
+    return await body();
+  } finally {
+    Object.defineProperty(globalThis, "crypto", descriptor);
+  }
+}
+
+/** The functions and constants a .d.ts file of lib/ declares. */
+function declared(name) {
+  const text = readFileSync(new URL(`../../sam2enc/web/static/lib/${name}`, import.meta.url), "utf8");
+  return [...text.matchAll(/^export (?:function|const) (\w+)/gm)].map((m) => m[1]).sort();
+}
+
+test("the public API: the core at \".\", COCO at \"./coco\", no internals; the types declare the same", () => {
+  assert.deepEqual(Object.keys(sam2enc).sort(), ["checkPhoto", "cutout", "loadDecoder", "maskToPng", "openBundle", "segment", "upsampleMask"]);
+  assert.deepEqual(Object.keys(coco).sort(), ["cocoDocument", "maskArea", "maskBbox", "rleDecode", "rleEncode"]);
+  assert.deepEqual(declared("index.d.ts"), Object.keys(sam2enc).sort());
+  assert.deepEqual(declared("coco-index.d.ts"), Object.keys(coco).sort());
+});
+
+test("the SHA-256 fallback is SHA-256 at every padding boundary", () => {
+  for (const n of [0, 1, 55, 56, 63, 64, 65, 119, 120, 127, 128, 1000, 65537]) {
+    const bytes = Uint8Array.from({ length: n }, (_, i) => (i * 2654435761) >>> 24);
+    const want = createHash("sha256").update(bytes).digest("hex");
+    assert.equal(Buffer.from(sha256(bytes)).toString("hex"), want, `${n} bytes`);
+  }
+});
 
 describe("sam2enc module vs the Python decoder", { skip: !fixtures && "set $SAM2ENC_JS_FIXTURES (pytest tests/test_js_module.py does)" }, () => {
   let decoder, bundle;
@@ -94,6 +133,34 @@ describe("sam2enc module vs the Python decoder", { skip: !fixtures && "set $SAM2
 
   test("a corrupted embedding is refused, naming sha256", async () => {
     await assert.rejects(openBundle(...(await readBundle(fixtures.corrupted))), /sha256/);
+  });
+
+  test("without crypto.subtle (an insecure context) bundles are still verified, never a TypeError", async () => {
+    const [manifest, embedding] = await readBundle(fixtures.bundle);
+    const photo = await readFile(fixtures.photo), other = await readFile(fixtures.otherPhoto);
+    const size = { width: fixtures.width, height: fixtures.height };
+    await withoutSubtle(async () => {
+      const verified = await openBundle(manifest, embedding);
+      assert.equal(verified.sha256, bundle.sha256);
+      await assert.rejects(openBundle(...(await readBundle(fixtures.corrupted))), /does not match the manifest's sha256/);
+      await checkPhoto(verified, { bytes: photo, ...size });
+      await assert.rejects(checkPhoto(verified, { bytes: other, ...size }), /not the one the bundle was encoded from/);
+    });
+  });
+
+  test("a provider that cannot start falls back to the next, saying why; dispose() frees the decoder", async () => {
+    const gpuFirst = await loadDecoder(join(fixtures.models, "decoder.onnx"), { ort: decoder.ort, executionProviders: ["webgpu", "wasm"] });
+    assert.equal(gpuFirst.backend, "wasm");
+    assert.match(gpuFirst.fallback, /^webgpu could not start \(/);
+    assert.equal(decoder.backend, "wasm");
+    assert.equal(decoder.fallback, null);
+    const { points, box, mask: maskPath } = fixtures.cases.click;
+    const overlap = iou((await segment(gpuFirst, bundle, { points, box })).mask, await readFile(maskPath));
+    assert.ok(overlap >= 0.999, `IoU ${overlap}`);
+    await gpuFirst.dispose();
+    await gpuFirst.dispose(); // twice is harmless
+    await assert.rejects(segment(gpuFirst, bundle, { points }), /this decoder was disposed: load it again/);
+    await assert.rejects(gpuFirst.session.run({}), "its session is released");
   });
 
   test("a bundle from another model is refused, naming both models", async () => {

@@ -5,6 +5,7 @@
 // Every message that concerns a bundle carries its generation (`gen`): a decode for a bundle that is no
 // longer current is answered "stale" and never run on the wrong features. Messages run one at a time.
 import { loadDecoder, maskToPng, segment } from "./lib/index.js";
+import { webgpuMissing } from "./lib/decoder.js";
 import { loadConfig, modelUrl, ortEntry, webgpuShipped } from "./app/site.js";
 
 const query = new URL(self.location.href).searchParams;
@@ -12,44 +13,40 @@ const preference = query.get("backend") || "auto";
 const DELAY_MS = Number(query.get("delay") || 0); // tests only: hold each decode to make races observable
 
 // The backend is chosen before onnxruntime-web loads: the WASM-only build (14 MB of wasm) unless WebGPU
-// will be used, which needs the full build (28 MB). "auto" takes WebGPU only on a hardware adapter: on a
-// software one (SwiftShader) a click took 29–53 s and the mask drifted to IoU 0.995 from Python's.
+// will be used, which needs the JSPI build (17 MB; WebGPU and JS Promise Integration, Chrome 137+).
+// "auto" takes WebGPU only on a hardware adapter: on a software one (SwiftShader) a click takes ~50 s.
+// A WebGPU session that cannot start falls back to WASM (the module's loadDecoder), and `why` says so.
 // Every file comes from the site's own folder (app/site.js), and only a build config.json says shipped.
 let ort = null, gpu = null, decoder = null;
 const boot = (async () => {
   const config = await loadConfig();
-  const unshipped = webgpuShipped(config);
-  gpu = preference === "wasm" ? { use: false, why: "WASM was asked for" }
-    : unshipped ? { use: false, why: unshipped } : await probeGpu();
-  const order = preference === "webgpu" && !unshipped ? ["webgpu"] : preference === "auto" && gpu.use ? ["webgpu", "wasm"] : ["wasm"];
+  gpu = await chooseGpu(config);
+  const order = gpu.use ? ["webgpu", "wasm"] : ["wasm"];
   const entry = ortEntry(config, order);
   ort = await import(entry.module);
   ort.env.wasm.wasmPaths = entry.wasmPaths;
   // WASM threads need cross-origin isolation (COOP/COEP headers: the proxy's, or a host's _headers).
   ort.env.wasm.numThreads = self.crossOriginIsolated ? Math.min(4, navigator.hardwareConcurrency || 1) : 1;
-  let failure = null;
-  for (const ep of order) {
-    try {
-      decoder = await loadDecoder(modelUrl(config, "decoder.onnx"), { ort, executionProviders: [ep] });
-      return;
-    } catch (err) {
-      failure = err;
-    }
-  }
-  throw failure;
+  decoder = await loadDecoder(modelUrl(config, "decoder.onnx"), { ort, executionProviders: order });
+  if (decoder.fallback) gpu = { use: false, why: decoder.fallback };
 })();
 // Said once, at once, as what it is: the page then never offers what cannot work (and no rejection goes
 // unhandled). Each later message that needs the decoder is answered with the same error.
 boot.catch((err) => self.postMessage({ type: "failed", message: `The decoder could not be loaded: ${String(err.message || err)}` }));
 
-async function probeGpu() {
-  if (!("gpu" in navigator)) return { use: false, why: "this browser has no WebGPU" };
+/** Whether to run on WebGPU, and why (or why not): the page shows `why` beside a WASM decoder. */
+async function chooseGpu(config) {
+  if (preference === "wasm") return { use: false, why: "WASM was asked for" };
+  const missing = webgpuShipped(config) ?? webgpuMissing();
+  if (missing) return { use: false, why: missing };
   const adapter = await navigator.gpu.requestAdapter().catch(() => null);
-  if (!adapter) return { use: false, why: "no WebGPU adapter" };
-  if (adapter.info?.isFallbackAdapter ?? adapter.isFallbackAdapter) {
-    return { use: false, why: `the WebGPU adapter is a software fallback (${adapter.info?.vendor || "unknown"})` };
+  if (!adapter) return { use: false, why: "this browser offers no WebGPU adapter" };
+  const info = adapter.info ?? {};
+  if (preference !== "webgpu" && (info.isFallbackAdapter ?? adapter.isFallbackAdapter)) {
+    const name = [info.vendor, info.architecture].filter(Boolean).join(" ") || "unknown";
+    return { use: false, why: `the WebGPU adapter is a software fallback (${name})` };
   }
-  return { use: true, why: "hardware WebGPU adapter" };
+  return { use: true, why: preference === "webgpu" ? "WebGPU was asked for" : "hardware WebGPU adapter" };
 }
 
 let current = { gen: -1, bundle: null };
@@ -93,7 +90,7 @@ async function handle(data) {
       return;
     }
     await boot;
-    const backend = decoder.executionProviders[0];
+    const backend = decoder.backend;
     if (data.type === "bundle") {
       if (data.gen < current.gen) return;
       current = { gen: data.gen, bundle: data.bundle };

@@ -1,6 +1,8 @@
 // Photos and bundles from disk, the demo or Replicate: recognised by content, checked in full (the
 // module's openBundle, the photo's size, the decoder's model) before anything on screen changes.
-import { BYTE_LENGTH, FORMAT, checkPhoto, modelMismatch, openBundle, sameModel } from "../lib/index.js";
+import { checkPhoto, openBundle } from "../lib/index.js";
+import { modelMismatch, sameModel } from "../lib/decoder.js";
+import { BYTE_LENGTH, FORMAT } from "../lib/layout.js";
 
 /** The module's messages as sentences: a capital (unless they start with a file name) and a full stop. */
 function sentence(text) {

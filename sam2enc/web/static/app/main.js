@@ -2,7 +2,8 @@
 // on screen at display resolution, full resolution only for export. The only module that touches the
 // DOM; the state and its transitions are in state.js, the objects in objects.js, each object's prompt
 // list in prompts.js.
-import { cocoDocument, cutout, maskToPng } from "../lib/index.js";
+import { cutout, maskToPng } from "../lib/index.js";
+import { cocoDocument } from "../lib/coco.js";
 import { drawPrompts, fit, maskImage, paintPhoto, renderMasks } from "./draw.js";
 import { checkedBundle, classify, decodePhoto } from "./files.js";
 import * as objects from "./objects.js";

@@ -2,6 +2,7 @@
 // The same checks, in the same order and words, as sam2enc/bundle.py parse_bundle; the layout comes from
 // layout.js, which is generated from Python's bundle.LAYOUT.
 import { BYTE_LENGTH, FORMAT, INPUT_SIZE, LAYOUT, VERSION } from "./layout.js";
+import { sha256 as sha256Js } from "./sha256.js";
 
 // float16 → float32 by table: exact for every value, and independent of Float16Array support.
 let HALF = null;
@@ -29,8 +30,10 @@ function hex(buffer) {
   return Array.from(new Uint8Array(buffer), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** Web Crypto where the page has it; the module's own SHA-256 where it does not (insecure contexts). */
 async function sha256(bytes) {
-  return hex(await globalThis.crypto.subtle.digest("SHA-256", bytes));
+  const subtle = globalThis.crypto?.subtle;
+  return hex(subtle ? await subtle.digest("SHA-256", bytes) : sha256Js(bytes));
 }
 
 /** The manifest's record of its photo (`source.sha256`), null for bundles written before it. */

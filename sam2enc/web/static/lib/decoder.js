@@ -11,22 +11,49 @@ import { upsampleMask } from "./masks.js";
 
 const LOGIT_CLAMP = 32; // Python clamps the 256×256 logits it hands back to ±32, for mask_input
 
+// What a decoder keeps out of sight: its features as tensors, per bundle (the CPU ones made once per
+// bundle; the GPU ones uploaded once, for the bundle in use), and whether it was disposed.
+const STATE = new WeakMap();
+
+const epName = (ep) => (typeof ep === "string" ? ep : ep?.name);
+
+/** Why this browser cannot run onnxruntime-web's WebGPU (JSPI) build, or null when it can. */
+export function webgpuMissing() {
+  if (!globalThis.navigator?.gpu) return "this browser has no WebGPU";
+  if (typeof globalThis.WebAssembly?.Suspending !== "function") {
+    return "this browser has no JS Promise Integration (WebAssembly.Suspending; Chrome 137 or later), which onnxruntime-web's WebGPU build needs";
+  }
+  return null;
+}
+
+/**
+ * onnxruntime-web for these providers: the WASM-only build (14 MB of wasm) unless WebGPU is asked for
+ * and the browser can run the JSPI WebGPU build (17 MB): never the 28 MB JSEP build that a plain
+ * `import("onnxruntime-web")` brings into a bundle. Returns the namespace and the providers it can run.
+ */
+async function runtime(executionProviders) {
+  const gpu = executionProviders.some((ep) => epName(ep) === "webgpu");
+  const missing = gpu ? webgpuMissing() : null;
+  if (gpu && !missing) return { ort: await import("onnxruntime-web/jspi"), providers: executionProviders, skipped: null };
+  const providers = executionProviders.filter((ep) => epName(ep) !== "webgpu");
+  return { ort: await import("onnxruntime-web/wasm"), providers: providers.length ? providers : ["wasm"], skipped: missing };
+}
+
 /**
  * Load decoder.onnx (or decoder_hires.onnx) into an onnxruntime-web session.
  * @param {string|URL|ArrayBuffer|Uint8Array} source the graph's URL (model.json is read beside it) or its bytes
- * @param {{modelInfo?: object, executionProviders?: string[], ort?: object}} [options]
+ * @param {{modelInfo?: object, executionProviders?: (string|{name: string})[], ort?: object}} [options]
  */
 export async function loadDecoder(source, { modelInfo, executionProviders = ["wasm"], ort } = {}) {
-  ort = ort ?? (await import("onnxruntime-web"));
   let bytes;
   if (source instanceof ArrayBuffer || ArrayBuffer.isView(source)) {
     if (!modelInfo) throw new Error("loadDecoder needs options.modelInfo (the parsed model.json) when given the graph's bytes");
     bytes = source instanceof ArrayBuffer ? new Uint8Array(source) : new Uint8Array(source.buffer, source.byteOffset, source.byteLength);
   } else if (typeof source === "string" || source instanceof URL) {
-    const url = await resolve(source);
+    const url = resolve(source);
     [bytes, modelInfo] = await Promise.all([
-      readBytes(url),
-      modelInfo ?? readBytes(new URL("model.json", url)).then((b) => parseModelInfo(new TextDecoder().decode(b), url)),
+      fetchBytes(url),
+      modelInfo ?? fetchBytes(new URL("model.json", url)).then((b) => parseModelInfo(new TextDecoder().decode(b), url)),
     ]);
   } else {
     throw new TypeError("loadDecoder takes a URL or the bytes of decoder.onnx");
@@ -35,15 +62,59 @@ export async function loadDecoder(source, { modelInfo, executionProviders = ["wa
   if (!modelInfo || typeof modelInfo.model !== "string") {
     throw new Error("modelInfo is not a model.json written by sam2enc export (it has no \"model\")");
   }
-  const session = await ort.InferenceSession.create(bytes, { executionProviders });
-  return {
+  if (!Array.isArray(executionProviders) || executionProviders.length === 0) {
+    throw new TypeError("executionProviders is a list such as [\"webgpu\", \"wasm\"]");
+  }
+  let providers = executionProviders, skipped = null;
+  if (!ort) ({ ort, providers, skipped } = await runtime(executionProviders));
+  const { session, backend, failures } = await createSession(ort, bytes, providers);
+  const first = epName(executionProviders[0]);
+  const decoder = {
     ort,
     session,
     executionProviders: [...executionProviders],
+    backend,
+    fallback: backend === first ? null : [skipped, ...failures].filter(Boolean).join("; ") || `${first} is not available`,
     modelInfo,
     model: { name: modelInfo.model, checkpointSha256: modelInfo.checkpointSha256 ?? null },
-    _tensors: new WeakMap(), // bundle → its features as ort.Tensor, made once
+    dispose: () => dispose(decoder),
   };
+  STATE.set(decoder, { cpu: new WeakMap(), gpu: null, disposed: null });
+  return decoder;
+}
+
+/**
+ * One session on the first provider that can create it. onnxruntime's own provider list falls back op
+ * by op, not when a session fails to create (no adapter, a device lost at start): here a failure moves
+ * on to the next provider, and the reasons are kept for `decoder.fallback`.
+ */
+async function createSession(ort, bytes, providers) {
+  const failures = [];
+  for (const ep of providers) {
+    try {
+      const session = await ort.InferenceSession.create(bytes, { executionProviders: [ep] });
+      return { session, backend: epName(ep), failures };
+    } catch (err) {
+      failures.push(`${epName(ep)} could not start (${String(err?.message || err)})`);
+    }
+  }
+  throw new Error(`the decoder could not be loaded: ${failures.join("; ")}`);
+}
+
+/** Free the decoder's session and every GPU buffer it holds; later calls on it refuse in one sentence. */
+async function dispose(decoder) {
+  const state = STATE.get(decoder);
+  if (!state || state.disposed) return;
+  state.disposed = true;
+  releaseGpu(state);
+  state.cpu = new WeakMap();
+  await decoder.session.release();
+}
+
+function releaseGpu(state) {
+  for (const tensor of Object.values(state.gpu?.tensors ?? {})) tensor.dispose();
+  for (const buffer of state.gpu?.buffers ?? []) buffer.destroy();
+  state.gpu = null;
 }
 
 function parseModelInfo(text, where) {
@@ -54,25 +125,19 @@ function parseModelInfo(text, where) {
   }
 }
 
-async function resolve(source) {
+function resolve(source) {
   if (source instanceof URL) return source;
   try {
     return new URL(source, globalThis.location?.href); // absolute, or relative to the page
   } catch {
-    const { pathToFileURL } = await import(/* webpackIgnore: true */ /* @vite-ignore */ "node:url"); // Node: a file path, relative to the cwd
-    return pathToFileURL(source);
+    throw new Error(`${source} is not a URL (a file path works in Node, whose "sam2enc" entry reads files)`);
   }
 }
 
-// fetch() in browsers and for http(s) in Node; the file system for file: URLs and paths in Node.
-async function readBytes(url) {
-  if (url.protocol !== "file:") {
-    const response = await fetch(url);
-    if (!response.ok) throw new Error(`${url} could not be fetched (HTTP ${response.status})`);
-    return new Uint8Array(await response.arrayBuffer());
-  }
-  const { readFile } = await import(/* webpackIgnore: true */ /* @vite-ignore */ "node:fs/promises");
-  return new Uint8Array(await readFile(url));
+async function fetchBytes(url) {
+  const response = await fetch(url);
+  if (!response.ok) throw new Error(`${url} could not be fetched (HTTP ${response.status})`);
+  return new Uint8Array(await response.arrayBuffer());
 }
 
 /** The identity a model check compares: checkpointSha256 when both sides have one, else the name. */
@@ -122,14 +187,44 @@ export function promptArrays(width, height, points = [], box = null) {
   return { pointCoords, pointLabels: Float32Array.from(labels), count: coords.length };
 }
 
-function featureTensors(decoder, bundle) {
-  let tensors = decoder._tensors.get(bundle);
+/**
+ * The bundle's features as the decoder's inputs, made once per bundle: CPU tensors over the bundle's
+ * float32 arrays; on WebGPU, GPU buffers uploaded once (for the bundle in use; another bundle replaces
+ * them) so that a click uploads only its prompts, not 17 MB of features. Keyed by `bundle.features`, which
+ * resized views of a bundle share.
+ */
+async function featureTensors(decoder, bundle) {
+  const state = STATE.get(decoder);
+  if (!state) throw new TypeError("segment needs a decoder from loadDecoder");
+  if (state.disposed) throw new Error("this decoder was disposed: load it again with loadDecoder");
+  const key = bundle.features;
+  if (decoder.backend === "webgpu") {
+    if (state.gpu?.key !== key) {
+      releaseGpu(state);
+      state.gpu = await upload(decoder.ort, key);
+    }
+    return state.gpu.tensors;
+  }
+  let tensors = state.cpu.get(key);
   if (!tensors) {
     tensors = {};
-    for (const [name, { data, dims }] of Object.entries(bundle.features)) tensors[name] = new decoder.ort.Tensor("float32", data, dims);
-    decoder._tensors.set(bundle, tensors);
+    for (const [name, { data, dims }] of Object.entries(key)) tensors[name] = new decoder.ort.Tensor("float32", data, dims);
+    state.cpu.set(key, tensors);
   }
   return tensors;
+}
+
+async function upload(ort, features) {
+  const device = await ort.env.webgpu.device; // onnxruntime's own device: its sessions read these buffers
+  const usage = GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST;
+  const gpu = { key: features, tensors: {}, buffers: [] };
+  for (const [name, { data, dims }] of Object.entries(features)) {
+    const buffer = device.createBuffer({ size: data.byteLength, usage });
+    device.queue.writeBuffer(buffer, 0, data);
+    gpu.buffers.push(buffer);
+    gpu.tensors[name] = ort.Tensor.fromGpuBuffer(buffer, { dataType: "float32", dims });
+  }
+  return gpu;
 }
 
 /**
@@ -148,7 +243,7 @@ export async function segment(decoder, bundle, { points = [], box = null, maskIn
   }
   const { Tensor } = decoder.ort;
   const feeds = {
-    ...featureTensors(decoder, bundle),
+    ...(await featureTensors(decoder, bundle)),
     point_coords: new Tensor("float32", pointCoords, [1, count, 2]),
     point_labels: new Tensor("float32", pointLabels, [1, count]),
     mask_input: new Tensor("float32", maskInput ? Float32Array.from(maskInput) : new Float32Array(LOW_RES * LOW_RES), [1, 1, LOW_RES, LOW_RES]),

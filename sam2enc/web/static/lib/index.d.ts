@@ -1,4 +1,4 @@
-// Types for the sam2enc module: open a bundle, load SAM2's decoder, turn clicks into masks.
+// Types for "sam2enc": open a bundle, load SAM2's decoder, turn clicks into masks (COCO: "sam2enc/coco").
 
 /** A tensor's place in embedding.bin (bundle format version 1). */
 export interface TensorSpec {
@@ -6,18 +6,6 @@ export interface TensorSpec {
   shape: number[];
   dtype: "float16";
 }
-
-export const FORMAT: "sam2enc-bundle";
-export const VERSION: 1;
-/** Clicks map to model space as x·INPUT_SIZE/width, y·INPUT_SIZE/height. */
-export const INPUT_SIZE: number;
-/** Size of embedding.bin in bytes (8,388,608). */
-export const BYTE_LENGTH: number;
-/** Side of the decoder's low-res logits (256). */
-export const LOW_RES: number;
-/** Logits above this are inside the mask (0). */
-export const MASK_THRESHOLD: number;
-export const LAYOUT: Readonly<Record<"image_embed" | "high_res_feats_0" | "high_res_feats_1", TensorSpec>>;
 
 /** Which model encoded a bundle, or which one a decoder belongs to: the manifest's `model` entry. */
 export interface ModelIdentity {
@@ -70,20 +58,38 @@ export interface Bundle {
 /** The `ort` namespace of onnxruntime-web (or anything with the same InferenceSession and Tensor). */
 export type Ort = typeof import("onnxruntime-web");
 
+/** An execution provider by name ("wasm", "webgpu") or with its onnxruntime-web options. */
+export type ExecutionProvider = string | { name: string; [option: string]: unknown };
+
 export interface Decoder {
   readonly ort: Ort;
   readonly session: import("onnxruntime-web").InferenceSession;
-  readonly executionProviders: string[];
+  /** The providers asked for, in order of preference. */
+  readonly executionProviders: ExecutionProvider[];
+  /** The provider the session runs on: the first of `executionProviders` that could start. */
+  readonly backend: string;
+  /** Why `backend` is not the first provider asked for (one sentence), or null when it is. */
+  readonly fallback: string | null;
   readonly modelInfo: ModelInfo;
   readonly model: { name: string; checkpointSha256: string | null };
+  /** Free the session and any GPU buffers holding a bundle's features; the decoder is unusable after. */
+  dispose(): Promise<void>;
 }
 
 export interface LoadDecoderOptions {
   /** Parsed model.json; required when `source` is the graph's bytes, else fetched beside the URL. */
   modelInfo?: ModelInfo | string;
-  /** onnxruntime-web execution providers, in order of preference (default ["wasm"]). */
-  executionProviders?: string[];
-  /** The onnxruntime-web namespace (module workers cannot use import maps); default: import("onnxruntime-web"). */
+  /**
+   * onnxruntime-web execution providers, in order of preference (default ["wasm"]). Each is tried on its
+   * own: a session that cannot start on one falls back to the next. With "webgpu" and no `ort`, the JSPI
+   * WebGPU build is imported where the browser has WebGPU and JS Promise Integration, else the WASM build.
+   */
+  executionProviders?: ExecutionProvider[];
+  /**
+   * The onnxruntime-web namespace to use (module workers cannot use import maps; an app with its own
+   * import of onnxruntime-web). Default: "onnxruntime-web/wasm" (WASM only, no WebGPU code or 28 MB
+   * JSEP wasm in your bundle), "onnxruntime-web/jspi" when WebGPU is asked for; in Node, "onnxruntime-web".
+   */
   ort?: Ort;
 }
 
@@ -113,8 +119,9 @@ export interface Segmentation {
 }
 
 /**
- * Verify a bundle (format, version, layout, byteLength, sha256 with Web Crypto) and convert it to float32.
- * Rejects with an Error whose message is one sentence saying what is wrong.
+ * Verify a bundle (format, version, layout, byteLength, sha256: Web Crypto, or the module's own SHA-256
+ * where `crypto.subtle` is missing, as on a page served over plain http from a LAN address) and convert
+ * it to float32. Rejects with an Error whose message is one sentence saying what is wrong.
  */
 export function openBundle(manifest: Manifest | string, embedding: ArrayBuffer | Uint8Array): Promise<Bundle>;
 
@@ -133,7 +140,8 @@ export function checkPhoto(bundle: Bundle, photo: PhotoToMatch): Promise<void>;
 
 /**
  * Load decoder.onnx or decoder_hires.onnx: from a URL (model.json is read beside it; in Node also a file
- * path or file: URL) or from its bytes (then `modelInfo` is required).
+ * path or file: URL) or from its bytes (then `modelInfo` is required). On WebGPU, a bundle's features are
+ * uploaded to the GPU once (for the bundle in use), not per click.
  */
 export function loadDecoder(source: string | URL | ArrayBuffer | Uint8Array, options?: LoadDecoderOptions): Promise<Decoder>;
 
@@ -142,19 +150,6 @@ export function loadDecoder(source: string | URL | ArrayBuffer | Uint8Array, opt
  * another model than the decoder's, and malformed prompts, with one sentence.
  */
 export function segment(decoder: Decoder, bundle: Bundle, prompt: Prompt): Promise<Segmentation>;
-
-/** Validate prompts and map them to model space (box corners labelled 2 and 3 first, then the clicks). */
-export function promptArrays(
-  width: number,
-  height: number,
-  points?: Point[],
-  box?: Box | null,
-): { pointCoords: Float32Array; pointLabels: Float32Array; count: number };
-
-/** Whether a bundle's model is the decoder's: checkpointSha256 when both have one, else the name. */
-export function sameModel(bundleModel: ModelIdentity, decoderModel: ModelIdentity): boolean;
-/** The sentence a model mismatch is refused with, naming both models. */
-export function modelMismatch(bundleModel: ModelIdentity, decoderModel: ModelIdentity): string;
 
 /** Upsample one size×size logits map (bilinear, align_corners=False) and set `on` where the logit is > 0. */
 export function upsampleMask<T extends Uint8Array | Uint32Array = Uint8Array>(
@@ -167,62 +162,3 @@ export function maskToPng(mask: Uint8Array, width: number, height: number): Prom
 
 /** The photo's RGBA pixels with alpha cleared outside the mask. */
 export function cutout(rgba: Uint8Array | Uint8ClampedArray, mask: Uint8Array): Uint8ClampedArray;
-
-// --- COCO (lib/coco.js; sam2enc/coco.py builds the same document) ----------------------------------
-
-/** COCO RLE as pycocotools writes it: column-major runs starting with the 0s, compressed to a string. */
-export interface Rle {
-  size: [height: number, width: number];
-  counts: string;
-}
-
-/** Run lengths of a row-major mask (nonzero = inside) read column-major, starting with the run of 0s. */
-export function rleCounts(mask: ArrayLike<number>, width: number, height: number): number[];
-/** pycocotools' rleToString: counts → COCO's compact `counts` string. */
-export function compressCounts(counts: ArrayLike<number>): string;
-/** pycocotools' rleFrString: COCO's `counts` string → counts. Throws one sentence on a malformed string. */
-export function decompressCounts(text: string): number[];
-/** A row-major mask → its RLE, byte for byte what pycocotools.mask.encode writes. */
-export function rleEncode(mask: ArrayLike<number>, width: number, height: number): Rle;
-/** An RLE (compressed or uncompressed counts) → a row-major 0/255 mask. */
-export function rleDecode(rle: { size: [number, number]; counts: string | number[] }): {
-  mask: Uint8Array;
-  width: number;
-  height: number;
-};
-/** COCO's [x, y, width, height] of the mask's pixels; [0, 0, 0, 0] when empty. */
-export function maskBbox(mask: ArrayLike<number>, width: number, height: number): [number, number, number, number];
-/** The number of nonzero pixels. */
-export function maskArea(mask: ArrayLike<number>): number;
-
-/** One object to export: its label (default "object"), its mask at the photo's size and its prompts. */
-export interface CocoObject {
-  label?: string;
-  mask: ArrayLike<number>;
-  points?: Point[];
-  box?: Box | null;
-}
-
-export interface CocoAnnotation {
-  id: number;
-  image_id: 1;
-  category_id: number;
-  segmentation: Rle;
-  bbox: [number, number, number, number];
-  area: number;
-  iscrowd: 0;
-  /** The prompts that made the mask, in pixels of the upright photo: `sam2enc decode --prompts` reads them. */
-  sam2enc: { points: Point[]; box: Box | null };
-}
-
-export interface CocoDocument {
-  images: [{ id: 1; file_name: string; width: number; height: number }];
-  categories: { id: number; name: string; supercategory: string }[];
-  annotations: CocoAnnotation[];
-}
-
-/**
- * One photo's COCO document: image 1, a category per label in order of first use, annotation i for
- * object i. Throws one sentence when a mask is not the photo's size or a label is empty.
- */
-export function cocoDocument(photo: { fileName: string; width: number; height: number; objects: CocoObject[] }): CocoDocument;
