@@ -249,3 +249,49 @@ def test_masks_in_chromium_equal_the_python_decoders(built, coffee, decoder, mod
         }
     )
     assert all(value >= 0.999 for value in overlaps.values()), overlaps
+
+
+LAN = "sam2enc-phone.test"  # resolved to 127.0.0.1 by chromium: a plain-http origin that is not localhost
+
+
+def test_over_plain_http_from_a_lan_address_bundles_are_verified_without_web_crypto(
+    built, coffee, models_dir
+):
+    """A phone testing against a laptop (http://192.168.x.x) has no crypto.subtle: the bundle is still
+    verified (the module's own SHA-256), a corrupted one refused naming sha256, never a TypeError."""
+    corrupted = coffee / "corrupted"
+    if not corrupted.exists():
+        shutil.copytree(coffee / "bundle", corrupted)
+        payload = bytearray((corrupted / "embedding.bin").read_bytes())
+        payload[4321] ^= 0x10
+        (corrupted / "embedding.bin").write_bytes(bytes(payload))
+    data = {"bundle": coffee / "bundle", "corrupted": corrupted, "models": models_dir}
+    server, _ = serve(built, data)
+    browser = Browser()
+    try:
+        browser.call(
+            "await ctx.browser.close();"
+            " ctx.launchOptions.args.push(`--host-resolver-rules=MAP ${args.host} 127.0.0.1`);"
+            " ctx.browser = await ctx.chromium.launch(ctx.launchOptions)",
+            host=LAN,
+        )
+        found = {}
+        for name in ("bundle", "corrupted"):
+            browser.open(
+                f"http://{LAN}:{server.server_address[1]}/?decoder=/data/models/decoder.onnx&bundle=/data/{name}"
+            )
+            found[name] = browser.call(
+                "await ctx.page.waitForFunction(() => document.querySelector('#status').dataset.state"
+                " !== 'loading', null, {timeout: 120000});"
+                " return ctx.page.evaluate(() => [isSecureContext, typeof crypto.subtle,"
+                " document.querySelector('#status').textContent])"
+            )
+    finally:
+        browser.close()
+        server.shutdown()
+        server.server_close()
+    assert found["bundle"][:2] == [False, "undefined"], "not a secure context: no crypto.subtle"
+    assert found["bundle"][2].startswith("Ready (wasm)"), found
+    status = found["corrupted"][2]
+    assert "embedding.bin does not match the manifest's sha256 (corrupted)" in status, status
+    assert "TypeError" not in status and "undefined" not in status, status
