@@ -127,7 +127,16 @@ class Bundle:
 
 
 def write_bundle(bundle: Bundle, out_dir: str | os.PathLike) -> Path:
-    """Write the two files into ``out_dir`` whole or not at all.
+    """Write the two files into ``out_dir`` whole or not at all (``write_files``)."""
+    out_dir = Path(out_dir)
+    check_writable(out_dir)  # before the payload is made: a refusal costs nothing
+    payload = bundle.to_bytes()
+    manifest = json.dumps(bundle.manifest(payload), indent=2) + "\n"
+    return write_files({EMBEDDING_FILE: payload, MANIFEST_FILE: manifest.encode()}, out_dir)
+
+
+def write_files(files: dict[str, bytes], out_dir: str | os.PathLike) -> Path:
+    """A bundle's two files, as bytes, into ``out_dir`` whole or not at all.
 
     Both files go to a temporary sibling directory first, which is renamed into place once complete:
     a reader never sees one file without the other or a short file. ``out_dir`` may be missing, empty,
@@ -137,12 +146,10 @@ def write_bundle(bundle: Bundle, out_dir: str | os.PathLike) -> Path:
     """
     out_dir = Path(out_dir)
     check_writable(out_dir)
-    payload = bundle.to_bytes()
-    manifest = json.dumps(bundle.manifest(payload), indent=2) + "\n"
     staging = staging_dir(out_dir)
     try:
-        (staging / EMBEDDING_FILE).write_bytes(payload)
-        (staging / MANIFEST_FILE).write_text(manifest)
+        for name in FILES:
+            (staging / name).write_bytes(files[name])
         check_writable(out_dir)  # again: something may have appeared there while we wrote
         swap_in(staging, out_dir, lambda old: remove_files(old, FILES))
     except BaseException:

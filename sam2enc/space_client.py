@@ -42,14 +42,13 @@ from .bundle import (
     FILES,
     MANIFEST_FILE,
     Bundle,
-    check_writable,
     parse_bundle,
     photo_sha256,
+    write_files,
 )
 from .errors import BundleError, ImageError, RemoteError
 from .extras import MissingDependency
 from .modeldir import same_model
-from .publish import remove_files, staging_dir, swap_in
 
 log = logging.getLogger(__name__)
 
@@ -324,22 +323,6 @@ def parse_files(files: dict[str, bytes], source: str) -> tuple[Bundle, dict[str,
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise BundleError(f"{source}: manifest.json is not valid JSON") from None
     return parse_bundle(manifest, files[EMBEDDING_FILE], source=source), files
-
-
-def write_files(files: dict[str, bytes], out_dir: Path) -> Path:
-    """Write a verified bundle's two files as they are, whole or not at all (``bundle.write_bundle``'s
-    rules: staged beside ``out_dir``, renamed into place; only an earlier bundle is ever replaced)."""
-    check_writable(out_dir)
-    staging = staging_dir(out_dir)
-    try:
-        for name in FILES:
-            (staging / name).write_bytes(files[name])
-        check_writable(out_dir)  # again: something may have appeared there while we wrote
-        swap_in(staging, out_dir, lambda old: remove_files(old, FILES))
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return out_dir
 
 
 def _paths(result: object) -> list[str]:

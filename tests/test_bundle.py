@@ -23,6 +23,21 @@ from sam2enc.bundle import (
 from sam2enc.errors import BundleError
 
 
+def disk_full_at_the_second_file(monkeypatch) -> None:
+    """The disk fills up after one of the bundle's two files was written (whichever comes first)."""
+    import pathlib
+
+    real, written = pathlib.Path.write_bytes, []
+
+    def write_bytes(self, data):
+        if written:
+            raise OSError("disk full")
+        written.append(self.name)
+        return real(self, data)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", write_bytes)
+
+
 def make_bundle(seed: int = 0) -> Bundle:
     rng = np.random.default_rng(seed)
     features = {
@@ -146,12 +161,7 @@ def test_writer_refuses_a_folder_holding_anything_but_a_bundle(tmp_path):
 def test_writer_replaces_an_earlier_bundle_only_once_the_new_one_is_complete(tmp_path, monkeypatch):
     old = write_bundle(make_bundle(seed=1), tmp_path / "b")
     old_bytes = (old / EMBEDDING_FILE).read_bytes()
-    import pathlib
-
-    def fail(self, *args, **kwargs):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(pathlib.Path, "write_text", fail)
+    disk_full_at_the_second_file(monkeypatch)
     with pytest.raises(OSError, match="disk full"):
         write_bundle(make_bundle(seed=2), tmp_path / "b")
     monkeypatch.undo()
@@ -204,12 +214,7 @@ def test_writer_fills_an_existing_empty_directory(tmp_path):
 
 def test_writer_leaves_nothing_when_interrupted(tmp_path, monkeypatch):
     """A failure between the two files leaves no bundle and no staging directory behind."""
-    import pathlib
-
-    def fail(self, *args, **kwargs):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(pathlib.Path, "write_text", fail)
+    disk_full_at_the_second_file(monkeypatch)
     with pytest.raises(OSError, match="disk full"):
         write_bundle(make_bundle(), tmp_path / "b")
     monkeypatch.undo()
