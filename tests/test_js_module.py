@@ -119,6 +119,7 @@ def test_cli_refuses_a_bundle_from_another_model(fixtures, models_dir, tmp_path)
     assert not (tmp_path / "mask.png").exists()
 
 
+@pytest.mark.node  # npm pack
 def test_the_packed_package_holds_every_export():
     """What `npm install --install-links` (README) gets: `npm pack --dry-run` lists every file that
     package.json's exports name, with a version, and none of the repository's tests or Python."""
