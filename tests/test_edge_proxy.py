@@ -17,13 +17,13 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from pathlib import Path
 
 import pytest
 
 from sam2enc.bundle import parse_bundle
 from sam2enc.pipeline import encode
+from tests.helpers import multipart
 from tests.replicate_standin import VERSION, checked_api_fixture, standin_fixture
 
 pytestmark = [pytest.mark.server, pytest.mark.node]
@@ -82,18 +82,6 @@ def call(url: str, method: str = "GET", body: bytes | None = None, token: str | 
         allow = exc.headers.get("Access-Control-Allow-Origin")
     assert TOKEN.encode() not in payload, "the token is in an answer"
     return status, kind, payload, allow
-
-
-def multipart(photo: Path) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    head = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="content"; filename="{photo.name}"\r\n'
-        "Content-Type: image/jpeg\r\n\r\n"
-    ).encode()
-    return (
-        head + photo.read_bytes() + f"\r\n--{boundary}--\r\n".encode(),
-        f"multipart/form-data; boundary={boundary}",
-    )
 
 
 def test_a_photo_goes_through_the_hosted_proxy_as_the_page_sends_it(edge, api, photos, encoder):

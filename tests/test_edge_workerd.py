@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from sam2enc.bundle import BYTE_LENGTH
+from tests.helpers import multipart
 from tests.replicate_standin import VERSION, checked_api_fixture, standin_fixture
 
 pytestmark = [pytest.mark.server, pytest.mark.node]
@@ -121,16 +122,6 @@ def call(url: str, method: str = "GET", body: bytes | None = None, **headers: st
         answer = exc.code, exc.headers, exc.read()
     assert TOKEN.encode() not in answer[2], "the token is in an answer"
     return answer
-
-
-def multipart(photo: Path) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    head = (
-        f'--{boundary}\r\nContent-Disposition: form-data; name="content"; filename="{photo.name}"\r\n'
-        "Content-Type: image/jpeg\r\n\r\n"
-    ).encode()
-    body = head + photo.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
-    return body, f"multipart/form-data; boundary={boundary}"
 
 
 def test_a_12_mp_photo_up_and_a_full_bundle_down_through_the_workers_runtime(worker, api, photos):
