@@ -123,7 +123,9 @@ def open_recorded(browser: Browser, url: str) -> None:
     browser.open("about:blank")
     browser.call(
         "ctx.seen = []; const add = (r, status) => ctx.seen.push([r.method(), r.url(), status]);"
-        " ctx.context.on('requestfinished', async (r) => add(r, (await r.response())?.status() ?? 0));"
+        # A request can finish as the next open() closes this context: its response is then gone (null).
+        " const status = async (r) => (await r.response().catch(() => null))?.status() ?? 0;"
+        " ctx.context.on('requestfinished', async (r) => add(r, await status(r)));"
         " ctx.context.on('requestfailed', (r) => add(r, 0));"
         " await ctx.page.goto(args.url)",
         url=url,
