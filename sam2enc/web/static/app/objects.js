@@ -123,3 +123,40 @@ export function inScope(objects, scope) {
   const current = selected(objects);
   return hasPrompts(current.prompts) ? [current] : [];
 }
+
+// --- saved work: what the page keeps in IndexedDB for a photo (app/store.js) ----------------------------
+const copy = (value) => JSON.parse(JSON.stringify(value));
+
+/** A photo's objects as plain data: labels, colours, prompts and their undo/redo history. */
+export function toRecord(objects) {
+  return {
+    version: 1, selectedId: objects.selectedId, nextNumber: objects.nextNumber,
+    list: objects.list.map(({ id, number, label, color, prompts }) => ({ id, number, label, color: [...color],
+      prompts: copy({ points: prompts.points, box: prompts.box, history: prompts.history, future: prompts.future }) })),
+  };
+}
+
+/**
+ * The objects a record describes, ready to decode (nothing shown yet), or null for a record this page
+ * cannot read (another version, or damaged): the photo then starts empty and the record is left alone.
+ */
+export function fromRecord(record) {
+  const points = (list) => Array.isArray(list) && list.every((p) => Array.isArray(p) && p.length === 3 && p.every(Number.isFinite));
+  const box = (b) => b === null || (Array.isArray(b) && b.length === 4 && b.every(Number.isFinite));
+  const state = (s) => s && points(s.points) && box(s.box);
+  const valid = record?.version === 1 && Array.isArray(record.list) && record.list.length > 0
+    && record.list.every((o) => Number.isInteger(o.id) && typeof o.label === "string" && o.label.trim()
+      && state(o.prompts) && [o.prompts.history, o.prompts.future].every((s) => Array.isArray(s) && s.every(state)));
+  if (!valid) return null;
+  const list = record.list.map((o) => ({ id: o.id, number: o.number, label: o.label,
+    color: o.color ?? COLORS[(o.number - 1) % COLORS.length], prompts: { ...copy(o.prompts), promptGen: 0 }, shown: null }));
+  const selectedId = list.some((o) => o.id === record.selectedId) ? record.selectedId : list[0].id;
+  const nextNumber = Math.max(record.nextNumber ?? 0, ...list.map((o) => o.number + 1));
+  return { list, selectedId, nextNumber, deleted: [] };
+}
+
+/** Whether there is anything worth keeping: a prompt, an undo step, a renamed or added object. */
+export function worthSaving(objects) {
+  return objects.list.length > 1 || objects.list.some((o) => hasPrompts(o.prompts) || o.prompts.history.length
+    || o.label !== DEFAULT_LABEL);
+}
