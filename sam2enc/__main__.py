@@ -6,6 +6,7 @@ sam2enc encode  photo.jpg --out bundle/
 sam2enc encode  --space you/sam2enc photos/*.jpg --out bundles/   # on a Gradio Space (sam2enc.space_client)
 sam2enc decode  bundle/ --point 410,300,1 --out mask.png
 sam2enc decode  bundle/ --prompts objects.json --coco coco.json   # several objects, COCO RLE (sam2enc.coco)
+sam2enc decode  bundles/ --prompts dataset.json --coco coco.json  # a folder of bundles (sam2enc.dataset)
 sam2enc polygons coco.json --out coco-polygons.json             # RLE -> polygons (sam2enc.polygons)
 
 Every command takes ``--models-dir`` (default weights/) and ``-v`` (debug logging, third-party warnings);
@@ -117,7 +118,12 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_encode)
 
     p = add("decode", "run the decoder on a bundle and write the best mask as a PNG")
-    p.add_argument("bundle", type=Path, help="bundle directory (or its manifest.json)")
+    p.add_argument(
+        "bundle",
+        type=Path,
+        help="bundle directory (or its manifest.json); or, with a dataset's --prompts and --coco, a folder "
+        "of bundles (searched recursively, each paired with its image by sha256, else by name and size)",
+    )
     p.add_argument(
         "--point",
         action="append",
@@ -132,7 +138,7 @@ def _parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="FILE",
         help='objects: a COCO file from the page or this command, or {"objects": [{"points", "box", '
-        '"label"}]} (use with --coco)',
+        '"label"}]} (use with --coco); with a folder of bundles, a dataset COCO file (several images)',
     )
     p.add_argument("--coco", type=Path, metavar="OUT.json", help="write the masks as one COCO document (RLE)")
     p.set_defaults(run=_decode)
@@ -230,7 +236,12 @@ def _decode(args: argparse.Namespace) -> int:
     box = _numbers(args.box, 4, "--box X0,Y0,X1,Y1") if args.box else None
     if args.coco or args.prompts:
         from .coco import decode_to_coco
+        from .dataset import decode_dataset, is_bundle_folder
 
+        if not is_bundle_folder(args.bundle):
+            return decode_dataset(
+                args.bundle, args.models_dir, args.coco, args.prompts, points, box, args.out
+            )
         return decode_to_coco(args.bundle, args.models_dir, args.coco, args.prompts, points, box, args.out)
     if args.out is None:
         raise Sam2EncError("decode writes its mask to --out MASK.png (or every object to --coco OUT.json)")

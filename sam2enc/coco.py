@@ -1,9 +1,11 @@
-"""COCO annotation: masks as pycocotools RLE, one document per photo, prompts that reproduce it.
+"""COCO annotation: masks as pycocotools RLE, one document per photo or dataset, prompts that remake it.
 
 An annotation tool is only as useful as the files it writes, and COCO with RLE segmentation is what
 training pipelines, pycocotools and SAM2's own demo backend read. The page (``lib/coco.js``) and
 ``sam2enc decode --prompts FILE --coco OUT.json`` build the same document from the same prompts, so an
-export made by clicking can be checked, or remade with another model, from the command line.
+export made by clicking can be checked, or remade with another model, from the command line. A dataset
+(a folder of photos) is one document too, ``coco_dataset``, of which a photo's is the case of one image;
+``sam2enc.dataset`` reads such a file and remakes it from a folder of bundles.
 
 RLE follows pycocotools exactly (``pycocotools.mask.encode``):
 
@@ -162,37 +164,76 @@ class AnnotatedObject:
     mask: np.ndarray = field(repr=False)
 
 
-def coco_document(file_name: str, width: int, height: int, objects: Sequence[AnnotatedObject]) -> dict:
-    """One photo's COCO document: image 1, categories by first use of each label, annotations 1..n.
+@dataclass(frozen=True)
+class AnnotatedImage:
+    """A photo of a dataset as exported: where it lies, its upright size, its bytes' sha256 and objects.
 
-    lib/coco.js's ``cocoDocument`` builds the same document; the tests hold the two to it.
+    ``file_name`` is the photo's path relative to the folder the dataset was opened from; ``sha256``
+    (hex, of the photo's bytes as uploaded: a bundle's ``source.sha256``) is left out when None."""
+
+    file_name: str
+    width: int
+    height: int
+    objects: tuple[AnnotatedObject, ...] = ()
+    sha256: str | None = None
+
+
+def coco_dataset(images: Sequence[AnnotatedImage]) -> dict:
+    """A dataset's COCO document: image i per photo (in order, objects or not), a category per label in
+    order of first use across the dataset, annotations 1..n in image order, then object order.
+
+    An image with a ``sha256`` carries it as ``"sam2enc": {"sha256": hex}``; one without has no
+    ``"sam2enc"`` key. lib/coco.js's ``cocoDataset`` builds the same document; the tests hold the two to
+    the same bytes.
     """
     categories: dict[str, int] = {}
-    annotations = []
-    for number, obj in enumerate(objects, start=1):
-        if obj.mask.shape != (height, width):
-            raise ValueError(f"object {number}'s mask is {obj.mask.shape[::-1]}, the photo {width}×{height}")
-        category = categories.setdefault(obj.prompts.label, len(categories) + 1)
-        annotations.append(
-            {
-                "id": number,
-                "image_id": 1,
-                "category_id": category,
-                "segmentation": rle_encode(obj.mask),
-                "bbox": bbox(obj.mask),
-                "area": area(obj.mask),
-                "iscrowd": 0,
-                "sam2enc": {
-                    "points": [[x, y, label] for x, y, label in obj.prompts.points],
-                    "box": list(obj.prompts.box) if obj.prompts.box is not None else None,
-                },
-            }
-        )
+    entries, annotations = [], []
+    for image_id, image in enumerate(images, start=1):
+        width, height = image.width, image.height
+        entry: dict[str, Any] = {
+            "id": image_id,
+            "file_name": image.file_name,
+            "width": width,
+            "height": height,
+        }
+        if image.sha256 is not None:
+            entry["sam2enc"] = {"sha256": image.sha256}
+        entries.append(entry)
+        for number, obj in enumerate(image.objects, start=1):
+            if obj.mask.shape != (height, width):
+                raise ValueError(
+                    f"{image.file_name}: object {number}'s mask is {obj.mask.shape[::-1]}, "
+                    f"the photo {width}×{height}"
+                )
+            category = categories.setdefault(obj.prompts.label, len(categories) + 1)
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": category,
+                    "segmentation": rle_encode(obj.mask),
+                    "bbox": bbox(obj.mask),
+                    "area": area(obj.mask),
+                    "iscrowd": 0,
+                    "sam2enc": {
+                        "points": [[x, y, label] for x, y, label in obj.prompts.points],
+                        "box": list(obj.prompts.box) if obj.prompts.box is not None else None,
+                    },
+                }
+            )
     return {
-        "images": [{"id": 1, "file_name": file_name, "width": width, "height": height}],
+        "images": entries,
         "categories": [{"id": i, "name": name, "supercategory": ""} for name, i in categories.items()],
         "annotations": annotations,
     }
+
+
+def coco_document(file_name: str, width: int, height: int, objects: Sequence[AnnotatedObject]) -> dict:
+    """One photo's COCO document: ``coco_dataset`` of that photo alone (image 1, no sha256).
+
+    lib/coco.js's ``cocoDocument`` builds the same document; the tests hold the two to it.
+    """
+    return coco_dataset([AnnotatedImage(file_name, width, height, tuple(objects))])
 
 
 # --- prompt files ------------------------------------------------------------------------------------
@@ -210,16 +251,20 @@ def read_prompts(path: str | os.PathLike) -> PromptFile:
 
     Anything wrong is one sentence naming the file and, where there is one, the object.
     """
+    return parse_prompts(load_json(path), source=str(path))
+
+
+def load_json(path: str | os.PathLike) -> Any:
+    """A prompts file's JSON; PromptError in one sentence when it is missing, not text or not JSON."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PromptError(f"the prompts file {path} does not exist") from None
     except UnicodeDecodeError:
         raise PromptError(f"{path} is not a text file of JSON prompts") from None
     except json.JSONDecodeError as exc:
         raise PromptError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
-    return parse_prompts(data, source=str(path))
 
 
 def parse_prompts(data: Any, source: str = "prompts") -> PromptFile:
@@ -243,6 +288,11 @@ def parse_prompts(data: Any, source: str = "prompts") -> PromptFile:
 
 def _from_coco(data: dict, source: str) -> PromptFile:
     images, annotations = data.get("images"), data.get("annotations")
+    if isinstance(images, list) and len(images) > 1:
+        raise PromptError(
+            f"{source} describes {len(images)} images, a dataset: decode it with the folder of their bundles "
+            f"instead of one bundle (sam2enc decode BUNDLES_DIR --prompts {source} --coco OUT.json)"
+        )
     if not isinstance(images, list) or len(images) != 1 or not isinstance(images[0], dict):
         count = len(images) if isinstance(images, list) else "no"
         raise PromptError(f"{source}: a COCO prompts file describes exactly one image, this one has {count}")
@@ -252,10 +302,7 @@ def _from_coco(data: dict, source: str) -> PromptFile:
         raise PromptError(f"{source}: the image's width and height must be positive integers")
     if not isinstance(annotations, list) or not annotations:
         raise PromptError(f'{source}: "annotations" must be a non-empty list')
-    names = {}
-    for category in data.get("categories") or []:
-        if isinstance(category, dict) and "id" in category and isinstance(category.get("name"), str):
-            names[category["id"]] = category["name"]
+    names = category_names(data)
     objects = []
     for i, ann in enumerate(annotations, start=1):
         where = f"{source}: annotation {i}"
@@ -267,6 +314,15 @@ def _from_coco(data: dict, source: str) -> PromptFile:
         objects.append(_object({**ann["sam2enc"], "label": label}, where))
     file_name = image.get("file_name") if isinstance(image.get("file_name"), str) else None
     return PromptFile(objects=tuple(objects), file_name=file_name, size=(width, height))
+
+
+def category_names(data: dict) -> dict[Any, str]:
+    """A COCO document's category ids → names (an annotation of an unnamed category is "object")."""
+    names = {}
+    for category in data.get("categories") or []:
+        if isinstance(category, dict) and "id" in category and isinstance(category.get("name"), str):
+            names[category["id"]] = category["name"]
+    return names
 
 
 def _object(obj: Any, where: str) -> Prompts:
@@ -304,26 +360,40 @@ def _is_int(value: Any) -> bool:
 # --- decode a prompts file into a COCO file ----------------------------------------------------------
 def annotate(bundle: Any, decoder: Any, prompts: PromptFile, file_name: str) -> tuple[dict, list[Any]]:
     """Decode every object's prompts on the bundle (all checked first) → (document, predictions)."""
-    from .decoder import prompt_arrays
-
     width, height = bundle.original_width, bundle.original_height
     if prompts.size is not None and prompts.size != (width, height):
         raise PromptError(
             f"the prompts were made on a {prompts.size[0]}×{prompts.size[1]} photo, "
             f"the bundle's photo is {width}×{height}"
         )
-    for number, obj in enumerate(prompts.objects, start=1):
+    check_prompts(width, height, prompts.objects)
+    decoder.check(bundle)
+    objects, predictions = decode_objects(bundle, decoder, prompts.objects)
+    return coco_document(prompts.file_name or file_name, width, height, objects), predictions
+
+
+def check_prompts(
+    width: int, height: int, objects: Sequence[Prompts], names: Sequence[str] | None = None
+) -> None:
+    """Every object's prompts fit a width×height photo; else PromptError naming the object ("object N",
+    or its entry of ``names``)."""
+    from .decoder import prompt_arrays
+
+    for number, obj in enumerate(objects, start=1):
         try:
             prompt_arrays(width, height, obj.points, obj.box)
         except PromptError as exc:
-            raise PromptError(f"object {number}: {exc}") from None
-    decoder.check(bundle)
-    objects, predictions = [], []
-    for obj in prompts.objects:
+            raise PromptError(f"{names[number - 1] if names else f'object {number}'}: {exc}") from None
+
+
+def decode_objects(bundle: Any, decoder: Any, objects: Sequence[Prompts]) -> tuple[list, list[Any]]:
+    """Each object's best mask on the bundle → (annotated objects, predictions), in order."""
+    annotated, predictions = [], []
+    for obj in objects:
         prediction = decoder.predict(bundle, points=obj.points, box=obj.box)
         predictions.append(prediction)
-        objects.append(AnnotatedObject(prompts=obj, mask=prediction.masks[prediction.best]))
-    return coco_document(prompts.file_name or file_name, width, height, objects), predictions
+        annotated.append(AnnotatedObject(prompts=obj, mask=prediction.masks[prediction.best]))
+    return annotated, predictions
 
 
 def write_json(document: dict, out: str | os.PathLike) -> Path:

@@ -9,7 +9,8 @@ Promises kept here:
   remakes the same document from its own output, and refuses a bad prompts file in one sentence without
   writing anything;
 - ``lib/coco.js`` (``node --test tests/js/coco.test.mjs``) writes the same RLE strings, bbox, area and
-  document as Python, from fixtures this file writes.
+  document as Python, from fixtures this file writes, and the same dataset document byte for byte
+  (``cocoDataset`` and ``coco_dataset``; the CLI's dataset decode is tests/test_dataset_decode.py).
 
 Cost: ~1 s encoding coffee.png once, three CLI runs (~3 s each on 2 cores), node ~1 s.
 """
@@ -334,11 +335,73 @@ def js_fixtures(coffee) -> Path:
         ],
         "expected": coco.coco_document("coffee.png", coffee["width"], coffee["height"], annotated(coffee)),
     }
-    (out / "fixtures.json").write_text(json.dumps({"cases": cases, "document": document}))
+    dataset = js_dataset(coffee, {c["name"]: c["mask"] for c in cases})
+    (out / "fixtures.json").write_text(json.dumps({"cases": cases, "document": document, "dataset": dataset}))
     return out / "fixtures.json"
+
+
+def js_dataset(coffee, mask_files: dict[str, str]) -> dict:
+    """A dataset for lib/coco.js's cocoDataset: photos with and without sha256 and objects, non-ASCII and
+    nested file names, fractional prompts, a label reused across photos; and what coco_dataset makes of
+    it, parsed and as bytes (json.dumps with JSON.stringify's separators)."""
+    odd = synthetic_masks()["13x7 random"]
+    photos = [
+        {
+            "fileName": "plage/café.png",
+            "width": coffee["width"],
+            "height": coffee["height"],
+            "sha256": "ab" * 32,
+            "objects": [{**obj, "mask": mask_files[f"decoder {i + 1}"]} for i, obj in enumerate(OBJECTS)],
+        },
+        {"fileName": "empty.jpg", "width": 5, "height": 3, "sha256": "cd" * 32, "objects": []},
+        {
+            "fileName": "sub/odd.png",
+            "width": 7,
+            "height": 13,
+            "objects": [
+                {
+                    "points": [[1.5, 2.25, 1]],
+                    "box": None,
+                    "label": "plate",
+                    "mask": mask_files["13x7 random"],
+                },
+                {
+                    "points": [],
+                    "box": [0.5, 1, 6, 12.75],
+                    "label": "saucer",
+                    "mask": mask_files["13x7 random"],
+                },
+            ],
+        },
+    ]
+    masks = [coffee["masks"], [], [odd, odd]]
+    expected = coco.coco_dataset(
+        [
+            coco.AnnotatedImage(
+                photo["fileName"],
+                photo["width"],
+                photo["height"],
+                tuple(
+                    coco.AnnotatedObject(coco.parse_prompts({"objects": [obj]}).objects[0], mask)
+                    for obj, mask in zip(photo["objects"], photo_masks)
+                ),
+                photo.get("sha256"),
+            )
+            for photo, photo_masks in zip(photos, masks)
+        ]
+    )
+    assert [c["name"] for c in expected["categories"]] == ["cup", "saucer", "plate"]
+    assert "sam2enc" not in expected["images"][2]
+    return {
+        "photos": photos,
+        "expected": expected,
+        "expectedJson": json.dumps(expected, separators=(",", ":"), ensure_ascii=False),
+    }
 
 
 @pytest.mark.node
 def test_js_coco_matches_pycocotools_and_python(js_fixtures, capsys):
     node_test("coco.test.mjs", env={"SAM2ENC_COCO_FIXTURES": str(js_fixtures)})
-    assert "the document sam2enc/coco.py builds" in capsys.readouterr().out, "the fixture tests did not run"
+    out = capsys.readouterr().out
+    assert "the document sam2enc/coco.py builds" in out, "the fixture tests did not run"
+    assert "the dataset document sam2enc/coco.py builds" in out, "the dataset fixture test did not run"

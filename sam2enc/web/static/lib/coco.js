@@ -1,6 +1,7 @@
-// COCO annotation without the DOM: masks as pycocotools RLE, and one photo's document, built exactly as
-// sam2enc/coco.py builds it so that `sam2enc decode BUNDLE --prompts export.json --coco OUT.json` remakes
-// the page's export. Masks are the module's own: row-major, one byte per pixel, nonzero = inside.
+// COCO annotation without the DOM: masks as pycocotools RLE, and one photo's or one dataset's document,
+// built exactly as sam2enc/coco.py builds it so that `sam2enc decode BUNDLE --prompts export.json --coco
+// OUT.json` (a dataset: `decode BUNDLES_DIR`) remakes the page's export. Masks are the module's own:
+// row-major, one byte per pixel, nonzero = inside.
 //
 // RLE as pycocotools writes it (pycocotools.mask.encode): pixels read column-major, counts alternate
 // runs of 0 and 1 starting with the (possibly empty) run of 0s; the string stores each count (from the
@@ -133,37 +134,58 @@ export function maskArea(mask) {
 }
 
 /**
- * One photo's COCO document: image 1, a category per label in order of first use, annotation i per
- * object i, each with its RLE, bbox, area, iscrowd 0 and its prompts under "sam2enc".
+ * A dataset's COCO document: image i per photo, in order (photos without objects too), a category per
+ * label in order of first use across the dataset, annotations 1..n in image order then object order,
+ * each with its RLE, bbox, area, iscrowd 0 and its prompts under "sam2enc". A photo's `sha256` (hex, of
+ * its bytes as uploaded: a bundle's source.sha256) goes to its image as "sam2enc": {sha256}; without
+ * one the image has no "sam2enc" key. sam2enc/coco.py's coco_dataset builds the same document, and
+ * `sam2enc decode BUNDLES_DIR --prompts dataset.json --coco OUT.json` remakes it.
+ * @param {{fileName: string, width: number, height: number, sha256?: string | null,
+ *          objects?: {label?: string, mask: ArrayLike<number>, points?: number[][], box?: number[] | null}[]}[]} photos
+ */
+export function cocoDataset(photos) {
+  const categories = new Map();
+  const images = [];
+  const annotations = [];
+  photos.forEach(({ fileName, width, height, sha256, objects = [] }, p) => {
+    const image = { id: p + 1, file_name: fileName, width, height };
+    if (sha256 != null) image.sam2enc = { sha256 };
+    images.push(image);
+    objects.forEach((object, i) => {
+      const label = object.label ?? "object";
+      if (typeof label !== "string" || !label.trim()) throw new Error(`${fileName}: object ${i + 1}'s label must be a non-empty string.`);
+      if (!categories.has(label)) categories.set(label, categories.size + 1);
+      if (object.mask.length !== width * height) {
+        throw new Error(`${fileName}: object ${i + 1}'s mask has ${object.mask.length} pixels, the photo ${width}×${height}.`);
+      }
+      annotations.push({
+        id: annotations.length + 1,
+        image_id: image.id,
+        category_id: categories.get(label),
+        segmentation: rleEncode(object.mask, width, height),
+        bbox: maskBbox(object.mask, width, height),
+        area: maskArea(object.mask),
+        iscrowd: 0,
+        sam2enc: {
+          points: (object.points ?? []).map(([x, y, l]) => [x, y, l]),
+          box: object.box ? [...object.box] : null,
+        },
+      });
+    });
+  });
+  return {
+    images,
+    categories: [...categories].map(([name, id]) => ({ id, name, supercategory: "" })),
+    annotations,
+  };
+}
+
+/**
+ * One photo's COCO document: cocoDataset of that photo alone (image 1, no sha256), so the same document
+ * a dataset of one photo gives.
  * @param {{fileName: string, width: number, height: number,
  *          objects: {label?: string, mask: ArrayLike<number>, points?: number[][], box?: number[] | null}[]}} photo
  */
 export function cocoDocument({ fileName, width, height, objects }) {
-  const categories = new Map();
-  const annotations = objects.map((object, i) => {
-    const label = object.label ?? "object";
-    if (typeof label !== "string" || !label.trim()) throw new Error(`object ${i + 1}'s label must be a non-empty string.`);
-    if (!categories.has(label)) categories.set(label, categories.size + 1);
-    if (object.mask.length !== width * height) {
-      throw new Error(`object ${i + 1}'s mask has ${object.mask.length} pixels, the photo ${width}×${height}.`);
-    }
-    return {
-      id: i + 1,
-      image_id: 1,
-      category_id: categories.get(label),
-      segmentation: rleEncode(object.mask, width, height),
-      bbox: maskBbox(object.mask, width, height),
-      area: maskArea(object.mask),
-      iscrowd: 0,
-      sam2enc: {
-        points: (object.points ?? []).map(([x, y, l]) => [x, y, l]),
-        box: object.box ? [...object.box] : null,
-      },
-    };
-  });
-  return {
-    images: [{ id: 1, file_name: fileName, width, height }],
-    categories: [...categories].map(([name, id]) => ({ id, name, supercategory: "" })),
-    annotations,
-  };
+  return cocoDataset([{ fileName, width, height, objects }]);
 }
