@@ -1,16 +1,21 @@
 // The page: a photo and its bundle in (demo, disk or Replicate), prompts to the decoder worker, the mask
 // on screen at display resolution, full resolution only for export. The only module that touches the
-// DOM; the state and its transitions are in state.js, the objects in objects.js, each object's prompt
-// list in prompts.js.
+// DOM: it reads inputs, sets text, draws and listens. What it decides is elsewhere, DOM-free: the state
+// and its transitions in state.js, the objects in objects.js, each object's prompt list in prompts.js,
+// what is decoded next in decode-queue.js, the worker's messages and the exports in decoder-client.js,
+// an encode on Replicate in encode-job.js.
 import { cutout, maskToPng } from "../lib/index.js";
 import { cocoDocument } from "../lib/coco.js";
+import { createDecodeQueue } from "./decode-queue.js";
+import { createDecoderClient } from "./decoder-client.js";
 import { drawPrompts, fit, maskImage, paintPhoto, renderMasks } from "./draw.js";
+import { createEncodeJobs } from "./encode-job.js";
 import { checkedBundle, classify, decodePhoto } from "./files.js";
 import * as objects from "./objects.js";
 import * as prompts from "./prompts.js";
 import { cancelPrediction, encodeOnReplicate, useProxy } from "./replicate.js";
 import { fetchFile, loadConfig, loadDemos, modelUrl, proxyApi, threadsNote } from "./site.js";
-import { becameReady, createState, currentObject, loading, newPick, notReadyReason, promptsChanged, retire } from "./state.js";
+import { becameReady, createState, decoderFailed, loading, newPick, notReadyReason, promptsChanged, recordTiming, retire } from "./state.js";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -20,6 +25,9 @@ const BACKEND = params.get("backend") || "auto";
 const workerUrl = new URL(`../worker.js?backend=${BACKEND}${params.get("delay") ? `&delay=${params.get("delay")}` : ""}`, import.meta.url);
 const worker = new Worker(workerUrl, { type: "module" });
 const S = createState();
+// What is decoded next (decode-queue.js): `schedule(kind, object)` from anywhere below.
+const queue = createDecodeQueue(S, { post: (request) => worker.postMessage(request), nextFrame: (fn) => requestAnimationFrame(fn) });
+const schedule = queue.schedule;
 const ui = $("mask-canvas");
 const canvases = { photo: $("photo-canvas"), mask: $("mask-layer"), ui };
 
@@ -231,13 +239,23 @@ function remoteStatus(text, error = false, hint = false) {
   updateButtons(); // Encode or Retry follows the line
 }
 
+const encodeJobs = createEncodeJobs(S, {
+  encodeOnReplicate, cancelPrediction: (id) => cancelPrediction(id, token()),
+  check: async (files, job) => {
+    const manifest = new TextDecoder().decode(files.manifest);
+    const bundle = await checkedBundle(manifest, files.payload, job.photo, await decoderModel(), job.file);
+    performance.mark("sam2enc:parsed");
+    return bundle;
+  },
+  encoded: (job, bundle, saved) => {
+    goLive(job.photo, bundle, "remote", job.file.name);
+    S.saved = saved;
+  },
+  remote: (text, error) => remoteStatus(text, error), status: setStatus, changed: () => updateButtons(),
+});
+
 function abandonEncode(cancelRemote, message) {
-  const job = S.encode;
-  if (!job) return;
-  S.encode = null;
-  job.abort.abort();
-  clearInterval(job.ticker);
-  if (cancelRemote && job.id) cancelPrediction(job.id, token());
+  if (!encodeJobs.abandon(cancelRemote)) return;
   if (message) { remoteStatus(message); setStatus(message, "idle"); }
   updateButtons();
 }
@@ -247,45 +265,7 @@ async function startEncode() {
   if (!file) return fail("Choose a photo to encode first.");
   abandonEncode(true);
   newPick(S);
-  const job = { id: null, status: "uploading", start: performance.now(), abort: new AbortController(), note: "" };
-  S.encode = job;
-  const tick = () => {
-    const seconds = ((performance.now() - job.start) / 1000).toFixed(1);
-    remoteStatus(`Encoding on Replicate: ${job.status}${job.note ? ` (${job.note})` : ""} · ${seconds} s`);
-    if (!S.ready) setStatus(`Encoding on Replicate: ${job.status} · ${seconds} s`, "encoding"); // a live photo keeps its line
-  };
-  job.ticker = setInterval(tick, 200);
-  tick();
-  updateButtons();
-  const live = () => S.encode === job;
-  try {
-    const files = await encodeOnReplicate(file, $("version").value, {
-      token: token(), signal: job.abort.signal, pollMs: POLL_MS, wait: SYNC_WAIT, live,
-      status: (text) => { job.status = text; }, note: (text) => { job.note = text; }, prediction: (id) => { job.id = id; },
-    });
-    if (!files || !live()) return;
-    const saved = { manifest: files.manifest, payload: files.payload.slice(0) };
-    const manifest = new TextDecoder().decode(files.manifest);
-    const bundle = await checkedBundle(manifest, files.payload, photo, await decoderModel(), file);
-    performance.mark("sam2enc:parsed");
-    if (!live()) return;
-    clearInterval(job.ticker);
-    S.encode = null;
-    remoteStatus(`Encoded in ${((performance.now() - job.start) / 1000).toFixed(1)} s (prediction ${job.id}).`);
-    goLive(photo, bundle, "remote", file.name); // only now does the previous photo, bundle and prompts end
-    S.saved = saved;
-    updateButtons();
-  } catch (err) {
-    if (S.encode !== job) return; // canceled or replaced: its failure is not news
-    clearInterval(job.ticker);
-    S.encode = null;
-    if (err.name !== "AbortError") {
-      remoteStatus(String(err.message || err), true);
-      const kept = S.ready ? ` ${S.fileName ?? "The open photo"} and its prompts are as they were.` : "";
-      fail(`${String(err.message || err)}${kept}`);
-    }
-    updateButtons();
-  }
+  await encodeJobs.start(file, photo, { version: $("version").value, token: token(), pollMs: POLL_MS, wait: SYNC_WAIT });
 }
 
 function updateButtons() {
@@ -394,7 +374,7 @@ function newObject() {
 function deleteObject() {
   if (refuseIfNotReady("Nothing deleted")) return;
   const id = S.objects.selectedId;
-  S.pending.delete(id);
+  queue.forget(id);
   objects.remove(S.objects, id);
   afterSelect();
   S.justDeleted = true; // the next Ctrl/Cmd+Z puts it back
@@ -499,7 +479,7 @@ ui.addEventListener("lostpointercapture", (e) => finishDrag(e, true)); // releas
 ui.addEventListener("pointerleave", () => {
   if (!S.hover) return;
   S.hover = null;
-  S.pending.delete(S.objects.selectedId);
+  queue.forget(S.objects.selectedId);
   if (prompts.hasPrompts(S.prompts)) schedule("prompt");
   else { S.object.shown = null; render(); }
 });
@@ -541,86 +521,39 @@ document.addEventListener("keydown", (e) => {
 });
 
 // --- decoding: one request in flight, the newest waiting for each object (the selected one first), at
-// most one send per animation frame ------------------------------------------------------------------
-function schedule(kind, object = S.object) {
-  if (!S.ready) return;
-  const mine = object === S.object; // a drawn box and the hover point belong to the selected object
-  const hover = mine && kind === "hover" && S.hover;
-  const box = (mine && S.drag?.box) || object.prompts.box;
-  const points = object.prompts.points.map((p) => [...p]);
-  if (hover) points.push([...S.hover]);
-  if (!points.length && !box) return;
-  S.pending.set(object.id, { kind, points, box: box && [...box], gen: S.gen, objectId: object.id,
-    promptGen: object.prompts.promptGen, created: performance.now() });
-  requestAnimationFrame(flush);
-}
-
-function flush() {
-  if (S.inflight || !S.pending.size) return;
-  const objectId = S.pending.has(S.objects.selectedId) ? S.objects.selectedId : S.pending.keys().next().value;
-  const request = { ...S.pending.get(objectId), id: S.nextId++, type: "decode", display: [S.display.w, S.display.h] };
-  S.pending.delete(objectId);
-  S.inflight = request;
-  worker.postMessage(request);
-}
+// most one send per animation frame (decode-queue.js); the worker's answers routed by decoder-client.js --
 
 /** The decoder cannot work on this page (its files, its runtime or its worker failed to load): said once,
  * naming what failed; every later click says the same instead of offering an Encode or a wait. */
-function decoderFailed(message) {
-  S.decoderError = message;
-  S.loading = null;
+function failDecoder(message) {
+  decoderFailed(S, message);
   setStatus(message, "error");
   updateButtons();
 }
 worker.onerror = (event) => {
   event.preventDefault();
-  decoderFailed(`The decoder could not be loaded: its worker (static/worker.js) failed to start${event.message ? ` (${event.message})` : ""}.`);
+  failDecoder(`The decoder could not be loaded: its worker (static/worker.js) failed to start${event.message ? ` (${event.message})` : ""}.`);
 };
 
-worker.onmessage = ({ data }) => {
-  if (data.type === "failed") return decoderFailed(data.message);
-  if (data.type === "ready") {
-    const threads = data.backend === "wasm" ? `, ${data.threads} thread${data.threads > 1 ? "s" : ""}` : "";
-    const how = matchMedia("(pointer: coarse)").matches ? "Tap the photo (Include/Exclude under it), drag for a box."
-      : "Click the photo to include, right-click to exclude, drag for a box.";
-    if (!becameReady(S, data.gen, `Ready (${data.backend}${threads}). ${how}`)) return;
-    performance.mark("sam2enc:ready");
-    S.backend = data.backend;
-    setStatus(S.readyText, "ready");
-    $("timing").textContent = `decoder warm-up ${data.warmupMs.toFixed(0)} ms`;
-    notices(data);
-    layout(); // the notices may have moved the photo down: fit it again
-    updateButtons();
-    return;
-  }
-  if (data.type === "export") {
-    const done = S.exports.get(data.id);
-    S.exports.delete(data.id);
-    done?.(data);
-    return;
-  }
-  const sent = data.id && S.inflight?.id === data.id ? S.inflight : null;
-  if (sent) S.inflight = null;
-  if (data.type === "error") {
-    const waiting = S.exports.get(data.id);
-    if (waiting) { S.exports.delete(data.id); waiting(data); }
-    if (S.decoderError) setStatus(S.decoderError, "error"); // not "Decoder: …" again for each message
-    else if (data.gen === S.gen || data.gen === undefined) { S.loading = null; fail(data.message); }
-  } else if (data.type === "mask") {
-    const object = currentObject(S, data);
-    const hoverDone = data.kind === "hover" && (!S.hover || object !== S.object);
-    if (!object || hoverDone || data.width !== S.display.w || data.height !== S.display.h) {
-      S.dropped += 1; // computed for a bundle, object, prompt or size that has moved on
-    } else {
-      showMask(object, data, sent);
-    }
-  } else if (data.type === "stale") {
-    S.dropped += 1;
-    const waiting = S.exports.get(data.id);
-    if (waiting) { S.exports.delete(data.id); waiting({ type: "error", message: "The photo changed before the export finished." }); }
-  }
-  if (S.pending.size) requestAnimationFrame(flush);
-};
+function decoderReady(data) {
+  const threads = data.backend === "wasm" ? `, ${data.threads} thread${data.threads > 1 ? "s" : ""}` : "";
+  const how = matchMedia("(pointer: coarse)").matches ? "Tap the photo (Include/Exclude under it), drag for a box."
+    : "Click the photo to include, right-click to exclude, drag for a box.";
+  if (!becameReady(S, data.gen, `Ready (${data.backend}${threads}). ${how}`)) return;
+  performance.mark("sam2enc:ready");
+  S.backend = data.backend;
+  setStatus(S.readyText, "ready");
+  $("timing").textContent = `decoder warm-up ${data.warmupMs.toFixed(0)} ms`;
+  notices(data);
+  layout(); // the notices may have moved the photo down: fit it again
+  updateButtons();
+}
+
+const client = createDecoderClient(S, {
+  post: (message) => worker.postMessage(message), queue, toPng: maskToPng,
+  on: { failed: failDecoder, ready: decoderReady, mask: showMask, error: fail },
+});
+worker.onmessage = ({ data }) => client.receive(data);
 
 function showMask(object, data, sent) {
   performance.mark("sam2enc:mask");
@@ -630,7 +563,7 @@ function showMask(object, data, sent) {
   object.shown = { image: maskImage(data.rgba, data.width, data.height, object.shown?.image), rgba: data.rgba, last };
   render();
   S.seq += 1;
-  S.timings.push({ decoderMs: data.decoderMs, onScreenMs });
+  recordTiming(S, { decoderMs: data.decoderMs, onScreenMs });
   $("timing").textContent = `decoder ${data.decoderMs.toFixed(1)} ms · mask on screen ${onScreenMs.toFixed(1)} ms after the prompt (${data.backend}, ${data.width}×${data.height}); predicted IoU ${data.score.toFixed(3)}`;
 }
 
@@ -643,33 +576,11 @@ function notices(ready) {
 }
 
 // --- export: full resolution, computed on demand for the current prompts -----------------------------
-/** One object's mask at the photo's size, with the prompts it was decoded for (and its PNG when `png`). */
-function exportObject(object, png = false) {
-  return new Promise((resolve, reject) => {
-    const id = S.nextId++;
-    S.exports.set(id, (data) => (data.type === "error" ? reject(new Error(data.message)) : resolve(data)));
-    worker.postMessage({ type: "export", id, gen: S.gen, promptGen: object.prompts.promptGen, objectId: object.id, png,
-      points: object.prompts.points.map((p) => [...p]), box: object.prompts.box && [...object.prompts.box] });
-  });
-}
-
-/** The mask of the objects in scope (the selected one, or the union of all) at the photo's size. */
-async function exportMask(png) {
-  const chosen = S.ready ? objects.inScope(S.objects, S.scope) : [];
-  if (!chosen.length) throw new Error("Place a prompt first.");
-  if (chosen.length === 1) return exportObject(chosen[0], png);
-  const results = await Promise.all(chosen.map((o) => exportObject(o)));
-  const { width, height } = results[0];
-  const mask = new Uint8Array(width * height);
-  for (const r of results) for (let i = 0; i < mask.length; i++) mask[i] |= r.mask[i];
-  return { width, height, mask, png: png ? await maskToPng(mask, width, height) : null };
-}
-
 /** Every object with prompts as one COCO document (lib/coco.js; `sam2enc decode --prompts` remakes it). */
 async function exportCoco() {
   const chosen = S.ready ? objects.annotated(S.objects) : [];
   if (!chosen.length) throw new Error("Place a prompt first.");
-  const results = await Promise.all(chosen.map((o) => exportObject(o)));
+  const results = await Promise.all(chosen.map((o) => client.exportObject(o)));
   return cocoDocument({
     fileName: S.fileName || "photo", width: S.width, height: S.height,
     objects: chosen.map((o, i) => ({ label: o.label, mask: results[i].mask, points: results[i].points, box: results[i].box })),
@@ -688,13 +599,13 @@ function save(blob, name) {
 
 $("download-mask").addEventListener("click", async () => {
   try {
-    const result = await exportMask(true);
+    const result = await client.exportMask(true);
     save(new Blob([result.png], { type: "image/png" }), "mask.png");
   } catch (err) { fail(err); }
 });
 $("download-cutout").addEventListener("click", async () => {
   try {
-    const { width, height, mask } = await exportMask(false);
+    const { width, height, mask } = await client.exportMask(false);
     const canvas = new OffscreenCanvas(width, height);
     const ctx = canvas.getContext("2d");
     ctx.fillStyle = "#fff"; // transparency over white first, so the alpha is exactly the mask

@@ -4,7 +4,8 @@
 // `prompts.promptGen`); each decode result carries both and the object's id, and is dropped when the
 // bundle, the object or its prompts have moved on. A new photo or bundle retires the old one at once,
 // but only once it has been checked: a bad pick changes nothing here. `S.prompts` is the selected
-// object's prompt list; `S.pending` holds the newest request waiting for each object.
+// object's prompt list; `S.pending` holds the newest request waiting for each object (app/decode-queue.js).
+// `S.timings` keeps the last TIMINGS_KEPT masks' times only: a long session does not grow it without bound.
 import { byId, createObjects, selected } from "./objects.js";
 
 export function createState() {
@@ -21,6 +22,21 @@ export function createState() {
     /** The selected object. */
     get object() { return selected(this.objects); },
   };
+}
+
+/** How many masks' timings `S.timings` keeps (the newest; window.sam2enc.timings reads them). */
+export const TIMINGS_KEPT = 200;
+
+/** One mask reached the screen: its times join `S.timings`, the oldest beyond TIMINGS_KEPT leave. */
+export function recordTiming(S, timing) {
+  S.timings.push(timing);
+  if (S.timings.length > TIMINGS_KEPT) S.timings.splice(0, S.timings.length - TIMINGS_KEPT);
+}
+
+/** The decoder cannot work on this page: its reason stays, and nothing waits for a Ready any more. */
+export function decoderFailed(S, message) {
+  S.decoderError = message;
+  S.loading = null;
 }
 
 /** A new pick (files, demo, encode) starts; older picks still being checked lose. */
