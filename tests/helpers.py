@@ -25,6 +25,12 @@ def iou(mask: np.ndarray, reference: np.ndarray) -> float:
     return float(np.logical_and(mask, reference).sum() / np.logical_or(mask, reference).sum())
 
 
+def best_mask(decoder, bundle, points, box=None) -> np.ndarray:
+    """What ``sam2enc decode`` makes of these prompts: the Python decoder's best mask (bool, photo size)."""
+    prediction = decoder.predict(bundle, points=points, box=box)
+    return prediction.masks[prediction.best]
+
+
 def png_mask(path: Path) -> np.ndarray:
     """A mask PNG as `sam2enc decode` and the page write it (8-bit grayscale, 0/255) → bool array."""
     with Image.open(path) as image:

@@ -7,6 +7,7 @@
 import { loadDecoder, maskToPng, segment } from "./lib/index.js";
 import { webgpuMissing } from "./lib/decoder.js";
 import { loadConfig, modelUrl, ortEntry, webgpuShipped } from "./app/site.js";
+import { checkedBundle } from "./app/files.js";
 
 const query = new URL(self.location.href).searchParams;
 const preference = query.get("backend") || "auto";
@@ -50,6 +51,32 @@ async function chooseGpu(config) {
 }
 
 let current = { gen: -1, bundle: null };
+let warm = false; // the session has run once: later bundles need no warm-up
+
+// Dataset mode: the next photos' bundles are read, verified (files.js's checkedBundle: sha256, the
+// photo, the model) and converted to float32 here ahead of time, keyed by the photo's sha256, so that
+// moving to a prefetched photo costs about one decode. At most PREFETCH_LIMIT live (least recently used
+// goes first): each is ~26 MB of float32.
+const PREFETCH_LIMIT = Number(query.get("prefetch") || 4);
+const prefetched = new Map(); // key → Promise<bundle>, oldest use first
+
+function prefetch({ key, manifest, payload, photo, model, photoFile }) {
+  if (prefetched.has(key)) return touch(key);
+  const opened = (async () => checkedBundle(manifest, await payloadBytes(payload), photo, model, photoFile))();
+  opened.catch(() => {}); // asked for later (or never): the rejection is answered then
+  prefetched.set(key, opened);
+  while (prefetched.size > PREFETCH_LIMIT) prefetched.delete(prefetched.keys().next().value);
+  return opened;
+}
+
+function touch(key) {
+  const opened = prefetched.get(key);
+  prefetched.delete(key);
+  prefetched.set(key, opened);
+  return opened;
+}
+
+const payloadBytes = async (payload) => (payload instanceof Blob ? payload.arrayBuffer() : payload);
 
 // On screen the mask is needed at display size only (a 4000×3000 photo is shown at ~1000×750): the
 // bundle is decoded as if the photo were that size — prompts scaled by the same factor map to the same
@@ -80,7 +107,18 @@ async function decode(data, size = null) {
 
 // Registered at once, so that no message is lost while onnxruntime-web is still loading.
 let queue = Promise.resolve();
-self.onmessage = ({ data }) => { queue = queue.then(() => handle(data)); };
+self.onmessage = ({ data }) => {
+  // A prefetch runs beside the queue (its sha256 is off-thread, its conversion a few tens of ms), so a
+  // click on the current photo never waits for the next photo's bundle.
+  if (data.type === "prefetch") prefetched.has(data.key) ? touch(data.key) : announce(data.key, prefetch(data));
+  else queue = queue.then(() => handle(data));
+};
+
+/** Tell the page whether a prefetched bundle is usable (`error`: one sentence when it is not). */
+function announce(key, opened) {
+  opened.then(() => self.postMessage({ type: "prefetched", key }),
+    (err) => self.postMessage({ type: "prefetched", key, error: String(err.message || err) }));
+}
 
 async function handle(data) {
   const tag = { gen: data.gen, promptGen: data.promptGen, id: data.id, kind: data.kind, objectId: data.objectId };
@@ -93,11 +131,18 @@ async function handle(data) {
     const backend = decoder.backend;
     if (data.type === "bundle") {
       if (data.gen < current.gen) return;
-      current = { gen: data.gen, bundle: data.bundle };
+      const bundle = data.key ? await (prefetched.get(data.key) ? touch(data.key) : prefetch(data)) : data.bundle;
+      if (data.gen < current.gen) return;
+      current = { gen: data.gen, bundle };
       const start = performance.now(); // warm-up: the first run of a session is several times slower
-      await decode({ points: [[data.bundle.width / 2, data.bundle.height / 2, 1]], box: null });
+      if (!(data.key && warm)) await decode({ points: [[bundle.width / 2, bundle.height / 2, 1]], box: null });
+      warm = true;
       if (current.gen !== data.gen) return;
       self.postMessage({ type: "ready", ...tag, backend, why: gpu.why, threads: ort.env.wasm.numThreads, isolated: self.crossOriginIsolated, warmupMs: performance.now() - start });
+    } else if (data.type === "export" && data.key) {
+      // Dataset export: a photo that is not on screen, by its prefetched (or now fetched) bundle.
+      const bundle = await (prefetched.get(data.key) ? touch(data.key) : prefetch(data));
+      await exportMask(data, tag, await segment(decoder, bundle, data));
     } else if (data.gen !== current.gen || !current.bundle) {
       self.postMessage({ type: "stale", ...tag });
     } else if (data.type === "decode") {
@@ -109,14 +154,17 @@ async function handle(data) {
       self.postMessage({ type: "mask", ...tag, points: data.points, box: data.box, backend, width, height, rgba,
         best: result.best, score, decoderMs, totalMs: performance.now() - start }, [rgba.buffer]);
     } else if (data.type === "export") {
-      const { result } = await decode(data);
-      const png = data.png ? await maskToPng(result.mask, result.width, result.height) : null;
-      const transfer = png ? [result.mask.buffer, png.buffer] : [result.mask.buffer];
-      self.postMessage({ type: "export", ...tag, points: data.points, box: data.box, width: result.width,
-        height: result.height, mask: result.mask, png }, transfer);
+      await exportMask(data, tag, (await decode(data)).result);
     }
   } catch (err) {
     const message = String(err.message || err);
     self.postMessage({ type: "error", ...tag, message: `Decoder: ${message}` });
   }
+}
+
+async function exportMask(data, tag, result) {
+  const png = data.png ? await maskToPng(result.mask, result.width, result.height) : null;
+  const transfer = png ? [result.mask.buffer, png.buffer] : [result.mask.buffer];
+  self.postMessage({ type: "export", ...tag, points: data.points, box: data.box, width: result.width,
+    height: result.height, mask: result.mask, png }, transfer);
 }

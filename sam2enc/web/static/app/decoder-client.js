@@ -29,6 +29,7 @@ export function createDecoderClient(S, { post, queue, toPng, on }) {
   function receive(data) {
     if (data.type === "failed") return on.failed(data.message);
     if (data.type === "ready") return on.ready(data);
+    if (data.type === "prefetched") return on.prefetched?.(data);
     if (data.type === "export") {
       const done = S.exports.get(data.id);
       S.exports.delete(data.id);
@@ -52,14 +53,19 @@ export function createDecoderClient(S, { post, queue, toPng, on }) {
     queue.resume();
   }
 
-  /** One object's mask at the photo's size, with the prompts it was decoded for (and its PNG when `png`). */
-  function exportObject(object, png = false) {
+  /** Send an export request; its answer (a full-resolution mask) resolves, an error rejects. */
+  function request(message) {
     return new Promise((resolve, reject) => {
       const id = S.nextId++;
       S.exports.set(id, (data) => (data.type === "error" ? reject(new Error(data.message)) : resolve(data)));
-      post({ type: "export", id, gen: S.gen, promptGen: object.prompts.promptGen, objectId: object.id, png,
-        points: object.prompts.points.map((p) => [...p]), box: object.prompts.box && [...object.prompts.box] });
+      post({ ...message, type: "export", id });
     });
+  }
+
+  /** One object's mask at the photo's size, with the prompts it was decoded for (and its PNG when `png`). */
+  function exportObject(object, png = false) {
+    return request({ gen: S.gen, promptGen: object.prompts.promptGen, objectId: object.id, png,
+      points: object.prompts.points.map((p) => [...p]), box: object.prompts.box && [...object.prompts.box] });
   }
 
   /** The mask of the objects in scope (the selected one, or the union of all) at the photo's size. */
@@ -71,5 +77,5 @@ export function createDecoderClient(S, { post, queue, toPng, on }) {
     return { width, height, mask, png: png ? await toPng(mask, width, height) : null };
   }
 
-  return { receive, exportObject, exportMask };
+  return { receive, request, exportObject, exportMask };
 }

@@ -3,11 +3,13 @@
 // DOM: it reads inputs, sets text, draws and listens. What it decides is elsewhere, DOM-free: the state
 // and its transitions in state.js, the objects in objects.js, each object's prompt list in prompts.js,
 // what is decoded next in decode-queue.js, the worker's messages and the exports in decoder-client.js,
-// an encode on Replicate in encode-job.js.
+// an encode on Replicate in encode-job.js; dataset mode's panel in dataset-view.js (its decisions in
+// dataset.js and store.js).
 import { cutout, maskToPng } from "../lib/index.js";
 import { cocoDocument } from "../lib/coco.js";
 import { createDecodeQueue } from "./decode-queue.js";
 import { createDecoderClient } from "./decoder-client.js";
+import { setupDataset } from "./dataset-view.js";
 import { drawPrompts, fit, maskImage, paintPhoto, renderMasks } from "./draw.js";
 import { createEncodeJobs } from "./encode-job.js";
 import { checkedBundle, classify, decodePhoto } from "./files.js";
@@ -54,6 +56,8 @@ window.sam2enc = {
   get size() { return [S.width, S.height]; },
   get display() { return { ...S.display }; },
   get inflight() { return Boolean(S.inflight); }, // a decode has been sent to the worker
+  get photoName() { return S.fileName; }, // the photo on screen (dataset mode: its path in the folder)
+  readAhead: (path) => dataset.readAhead(path), // dataset mode: that photo's bundle waits, verified, in the worker
   idle: () => !S.inflight && !S.pending.size,
   // The selected object's mask on screen, one byte (0/1) per pixel of the display-size mask, base64.
   maskBase64: () => {
@@ -110,7 +114,10 @@ function showPhoto(photo) {
   layout();
 }
 
-/** Make a checked photo + bundle the live one: the previous one ends only here. */
+/**
+ * Make a checked photo + bundle the live one: the previous one ends only here. `bundle`: opened here
+ * (its features move to the worker), or a dataset photo's message (`key`: the worker opened it ahead).
+ */
 function goLive(photo, bundle, source, fileName) {
   const gen = retireAll();
   showPhoto(photo);
@@ -118,6 +125,7 @@ function goLive(photo, bundle, source, fileName) {
   S.fileName = fileName;
   loading(S, gen);
   setStatus("Loading the decoder…", "loading");
+  if (bundle.key) return worker.postMessage({ ...bundle, type: "bundle", gen });
   const buffers = Object.values(bundle.features).map((f) => f.data.buffer);
   worker.postMessage({ type: "bundle", gen, bundle }, buffers);
 }
@@ -342,6 +350,7 @@ function afterEdit() {
   drawUi();
   updateButtons();
   renderObjects();
+  dataset.changed();
   if (prompts.hasPrompts(S.prompts)) schedule("prompt");
   else { S.object.shown = null; render(); }
 }
@@ -364,6 +373,7 @@ function afterSelect() {
   render();
   renderObjects();
   updateButtons();
+  dataset.changed();
   if (S.ready && !S.object.shown && prompts.hasPrompts(S.prompts)) schedule("prompt");
 }
 function newObject() {
@@ -388,7 +398,7 @@ $("new-object").addEventListener("click", newObject);
 $("delete-object").addEventListener("click", deleteObject);
 $("undo-delete").addEventListener("click", restoreObject);
 $("object-label").addEventListener("input", () => {
-  if (objects.rename(S.objects, S.objects.selectedId, $("object-label").value)) renderObjects();
+  if (objects.rename(S.objects, S.objects.selectedId, $("object-label").value)) { renderObjects(); dataset.changed(); }
 });
 $("object-label").addEventListener("change", () => { $("object-label").value = S.object.label; }); // blank: back to the label
 
@@ -547,11 +557,12 @@ function decoderReady(data) {
   notices(data);
   layout(); // the notices may have moved the photo down: fit it again
   updateButtons();
+  for (const o of objects.annotated(S.objects)) if (!o.shown) schedule("prompt", o); // a dataset photo's saved work
 }
 
 const client = createDecoderClient(S, {
   post: (message) => worker.postMessage(message), queue, toPng: maskToPng,
-  on: { failed: failDecoder, ready: decoderReady, mask: showMask, error: fail },
+  on: { failed: failDecoder, ready: decoderReady, mask: showMask, error: fail, prefetched: (data) => dataset.prefetched(data) },
 });
 worker.onmessage = ({ data }) => client.receive(data);
 
@@ -627,6 +638,19 @@ $("save-bundle").addEventListener("click", () => {
   if (!S.saved) return;
   save(new Blob([S.saved.payload]), "embedding.bin");
   save(new Blob([S.saved.manifest], { type: "application/json" }), "manifest.json");
+});
+
+// Dataset mode (dataset-view.js): a folder's photos one after another, each photo's work kept.
+const dataset = setupDataset({
+  S, setStatus, fail, retireAll, showPhoto, goLive: (photo, message, name) => goLive(photo, message, "dataset", name),
+  post: (message) => worker.postMessage(message), request: (message) => client.request(message), decoderModel, save,
+  restored: () => { renderObjects(); updateButtons(); drawUi(); },
+  offerEncode: (file, photo) => {
+    S.encodeFile = file;
+    S.encodePhoto = photo;
+    updateButtons();
+    if (!$("remote-box").hidden) remoteStatus(`${encodeStep()[0].toUpperCase()}${encodeStep().slice(1)} to send ${file.name} to Replicate.`, false, true);
+  },
 });
 
 if (matchMedia("(hover: none)").matches) $("hover").disabled = true; // no hover on touch screens

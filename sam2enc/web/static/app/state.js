@@ -17,6 +17,7 @@ export function createState() {
     backend: null, view: "overlay", scope: "selected", display: { cssW: 0, cssH: 0, w: 0, h: 0, dpr: 1 },
     modelInfo: null, randomModels: false,
     picks: 0, encode: null, encodeFile: null, encodePhoto: null, decoderError: null,
+    dataset: null, // dataset mode: { key } of the live photo (its sha256), whose objects are saved as they change
     /** The selected object's prompt list: where clicks, undo, redo and clear go. */
     get prompts() { return selected(this.objects).prompts; },
     /** The selected object. */
@@ -49,7 +50,7 @@ export function retire(S) {
   S.gen += 1;
   Object.assign(S, {
     ready: false, loading: null, photo: null, saved: null, drag: null, hover: null, cursor: null,
-    width: 0, height: 0, fileName: null, objects: createObjects(), justDeleted: false,
+    width: 0, height: 0, fileName: null, objects: createObjects(), justDeleted: false, dataset: null,
   });
   S.pending.clear();
   return S.gen;

@@ -2,8 +2,9 @@
 // IndexedDB, keyed by the sha256 of the photo's bytes — the same key whatever the folder is called or
 // wherever it was opened from, and a different one for a different photo with the same name.
 //
-// Saving is debounced (a burst of clicks is one write) and flushed when the page is hidden, so that a
-// reload or a closed tab loses nothing that was on screen. A browser without IndexedDB (or one that
+// Every change is written at once (one small put, well under a millisecond of the browser's time): a
+// reload or a closed tab a moment after a click loses nothing; a browser aborts a transaction still
+// waiting when the page goes, so nothing is held back to be batched. A browser without IndexedDB (or one that
 // refuses it: a private window's quota) gets a store that keeps nothing, and the page says so.
 
 const DB = "sam2enc", STORE = "photos";
@@ -16,11 +17,11 @@ function request(r) {
 }
 
 /**
- * @param {{indexedDB?: IDBFactory, delayMs?: number}} options
+ * @param {{indexedDB?: IDBFactory}} options
  * @returns {Promise<{persistent: boolean, why?: string, load(key: string): Promise<object|null>,
  *   save(key: string, record: object): void, flush(): Promise<void>, forget(keys: string[]): Promise<number>}>}
  */
-export async function openStore({ indexedDB = globalThis.indexedDB, delayMs = 300 } = {}) {
+export async function openStore({ indexedDB = globalThis.indexedDB } = {}) {
   let db;
   try {
     const open = indexedDB.open(DB, 1);
@@ -29,12 +30,9 @@ export async function openStore({ indexedDB = globalThis.indexedDB, delayMs = 30
   } catch (err) {
     return memoryOnly(`this browser keeps no saved work here (${err?.message || "no IndexedDB"})`);
   }
-  const waiting = new Map(); // key → record, written at the next flush
-  let timer = null;
+  const waiting = new Map(); // key → record, being written
   const tx = (mode) => db.transaction(STORE, mode).objectStore(STORE);
   const flush = async () => {
-    clearTimeout(timer);
-    timer = null;
     if (!waiting.size) return;
     const batch = [...waiting];
     waiting.clear();
@@ -50,7 +48,7 @@ export async function openStore({ indexedDB = globalThis.indexedDB, delayMs = 30
     },
     save(key, record) {
       waiting.set(key, record);
-      if (!timer) timer = setTimeout(() => flush().catch(() => {}), delayMs);
+      flush().catch(() => {});
     },
     flush,
     async forget(keys) {

@@ -1,0 +1,137 @@
+"""Dataset mode in headless chromium, as an annotator uses it: a folder opened through "Open folder",
+prompts on two photos, a reload, the folder again (the work is back), Next to a photo with no bundle,
+one COCO file for the folder — each mask held to what ``sam2enc decode`` makes of that photo's bundle
+and prompts, and the CLI's ``decode BUNDLES_DIR --prompts … --coco …`` remaking the same file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from sam2enc.__main__ import main as cli
+from sam2enc.bundle import read_bundle
+from sam2enc.coco import rle_decode
+from sam2enc.web import assets
+from sam2enc.web.proxy import serve
+from tests.helpers import best_mask as expected
+from tests.helpers import iou
+from tests.web.browser import in_ci, missing
+
+REPORTS = Path(__file__).resolve().parents[1] / "build" / "test-reports"
+
+pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow, pytest.mark.node]
+if why := missing():  # a missing browser is a failure in CI, never a silent skip
+    pytestmark.append(pytest.mark.skipif(not in_ci(), reason=why))
+
+NAMES = {"a_coffee.jpg": "coffee", "b_cat.jpg": "chelsea_exif6", "c_rocket.jpg": "rocket"}
+
+
+@pytest.fixture(scope="module")
+def app(models_dir):
+    proxy = serve("127.0.0.1", 0, "http://127.0.0.1:9/v1", models_dir)  # Replicate is never called here
+    assets.install(proxy, None)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{proxy.server_address[1]}/?backend=wasm"
+    proxy.shutdown()
+
+
+@pytest.fixture(scope="module")
+def album(photos, models_dir, tmp_path_factory) -> Path:
+    """Three photos; the first two encoded by `sam2enc encode` into album/bundles/, the third not."""
+    root = tmp_path_factory.mktemp("dataset") / "album"
+    root.mkdir()
+    for name, photo in NAMES.items():
+        shutil.copyfile(photos[photo], root / name)
+    argv = ["encode", str(root / "a_coffee.jpg"), str(root / "b_cat.jpg"), "--out", str(root / "bundles")]
+    assert cli([*argv, "--models-dir", str(models_dir), "--device", "cpu"]) == 0
+    return root
+
+
+def photo_live(browser, name: str) -> dict:
+    """Wait until ``name`` is the photo on screen and its bundle is ready (or the status says why not)."""
+    browser.call(
+        "await ctx.page.waitForFunction((n) => window.sam2enc.photoName === n && (window.sam2enc.ready"
+        " || ['error', 'idle', 'refused'].includes(document.querySelector('#status').dataset.state)), args.n,"
+        " {timeout: 120000})",
+        n=name,
+    )
+    return browser.settled()
+
+
+def open_folder(browser, album: Path) -> None:
+    browser.call("await ctx.page.setInputFiles('#folder', args.dir)", dir=str(album))
+
+
+def test_a_folder_annotated_reloaded_and_exported_as_one_coco(
+    browser, app, album, decoder, models_dir, tmp_path
+):
+    bundles = {name: read_bundle(album / "bundles" / Path(name).stem) for name in list(NAMES)[:2]}
+    first = [(200, 150, 1)]
+    second = [(220, 150, 1), (60, 60, 0)]
+
+    browser.open(app)
+    open_folder(browser, album)
+    state = photo_live(browser, "a_coffee.jpg")
+    assert state["ready"] and state["status"].startswith("Ready"), state
+    summary = browser.call("return ctx.page.textContent('#dataset-summary')")
+    assert summary.startswith("3 photos: 2 with a bundle, 1 without"), summary
+    browser.click(*first[0][:2])
+    assert iou(browser.canvas_mask(), expected(decoder, bundles["a_coffee.jpg"], first)) > 0  # on screen
+
+    browser.call("await ctx.page.click('#next-photo')")
+    state = photo_live(browser, "b_cat.jpg")
+    assert state["ready"] and state["status"].startswith("Ready"), state
+    browser.click(*second[0][:2])
+    state = browser.click(*second[1][:2], button="right")
+    assert state["points"] == [list(p) for p in second], state
+    browser.screenshot(REPORTS / "web-dataset.png")
+
+    # A reload, and the folder again: the work on both photos is back.
+    browser.call("await ctx.page.reload()")
+    open_folder(browser, album)
+    state = photo_live(browser, "a_coffee.jpg")
+    assert state["points"] == [list(first[0])], state
+    browser.call("await ctx.page.click('#next-photo')")
+    state = photo_live(browser, "b_cat.jpg")
+    assert state["points"] == [list(p) for p in second], state
+    want = expected(decoder, bundles["b_cat.jpg"], second)
+    assert iou(browser.canvas_mask(), want) > 0.99  # decoded again from the saved prompts
+    browser.call("await ctx.page.click('#next-photo')")
+    state = photo_live(browser, "c_rocket.jpg")
+    assert "no bundle" in state["status"] and not state["ready"], state
+    assert browser.call("return ctx.page.isDisabled('#next-photo')") is True
+
+    (coco_path,) = browser.download("#download-coco-dataset", tmp_path / "dataset")
+    document = json.loads(Path(coco_path).read_text())
+    assert [i["file_name"] for i in document["images"]] == list(NAMES)
+    for image, name in zip(document["images"], NAMES):
+        assert image["sam2enc"]["sha256"] == hashlib.sha256((album / name).read_bytes()).hexdigest()
+    assert [a["image_id"] for a in document["annotations"]] == [1, 2]
+    made = [("a_coffee.jpg", first), ("b_cat.jpg", second)]
+    for annotation, (name, prompts) in zip(document["annotations"], made):
+        mask = rle_decode(annotation["segmentation"])
+        assert iou(mask, expected(decoder, bundles[name], prompts)) >= 0.999, name
+        assert annotation["sam2enc"]["points"] == [list(p) for p in prompts]
+
+    # The CLI remakes the same masks from the same file, pairing images with bundles by their sha256.
+    out = tmp_path / "remade.json"
+    argv = ["decode", str(album / "bundles"), "--prompts", str(coco_path), "--coco", str(out)]
+    assert cli([*argv, "--models-dir", str(models_dir)]) == 0
+    remade = json.loads(out.read_text())
+    assert [i["file_name"] for i in remade["images"]] == list(NAMES)
+    for ours, theirs in zip(document["annotations"], remade["annotations"]):
+        assert theirs["image_id"] == ours["image_id"]
+        assert iou(rle_decode(theirs["segmentation"]), rle_decode(ours["segmentation"])) >= 0.999
+
+    # "Forget saved work": the first photo opens empty again.
+    browser.call("await ctx.page.click('#forget-dataset')")
+    browser.call("await ctx.page.click('#dataset-list li:first-child button')")
+    state = photo_live(browser, "a_coffee.jpg")
+    assert state["points"] == [] and not np.any(browser.canvas_mask()), state
