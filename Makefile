@@ -102,8 +102,9 @@ $(GPU_VENV)/.installed: requirements-dev.txt requirements-serve.txt
 bench-gpu: $(GPU_VENV)/.installed  ## GPU: SAM2 bf16 row, fp32/tf32/fp16 (in-graph preprocessing) p50+p95 with parity, the served one, predict() 12 MP -> docs/bench-gpu-<gpu>.json
 	$(GPU_VENV)/bin/python -m tools.bench_gpu
 
-bench-web: install  ## browser latency (headless chromium: WASM, and WebGPU where it has a hardware adapter): 512² and 4000×3000 -> build/bench-web.json
+bench-web: install  ## browser latency (headless chromium: WASM, and WebGPU where it has a hardware adapter): 512² and 4000×3000, then dataset mode's next photo (read ahead vs cold) and memory with 50 photos -> build/bench-web.json, build/bench-dataset.json
 	$(PY) -m tools.bench_web --models-dir $(MODELS_DIR)
+	$(PY) -m tools.bench_dataset --models-dir $(MODELS_DIR)
 
 space-serve: venv  ## the Gradio Space on 127.0.0.1:7860 over weights/ (PORT=... to change): python -m sam2enc.space
 	$(PY) -m sam2enc.space --models-dir $(MODELS_DIR) --port $${PORT:-7860}
