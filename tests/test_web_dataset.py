@@ -135,3 +135,26 @@ def test_a_folder_annotated_reloaded_and_exported_as_one_coco(
     browser.call("await ctx.page.click('#dataset-list li:first-child button')")
     state = photo_live(browser, "a_coffee.jpg")
     assert state["points"] == [] and not np.any(browser.canvas_mask()), state
+
+
+def test_a_bundle_that_fails_its_checks_is_refused_with_its_reason(browser, app, album, tmp_path):
+    """A corrupted embedding.bin: the photo is shown, listed as refused with the reason, nothing is live."""
+    broken = tmp_path / "broken"
+    shutil.copytree(album, broken)
+    payload = broken / "bundles" / "a_coffee" / "embedding.bin"
+    data = bytearray(payload.read_bytes())
+    data[1000] ^= 0xFF
+    payload.write_bytes(bytes(data))
+
+    browser.open(app)
+    open_folder(browser, broken)
+    state = photo_live(browser, "a_coffee.jpg")
+    assert state["state"] == "error" and not state["ready"], state
+    assert "its bundle was refused" in state["status"] and "sha256" in state["status"], state
+    assert ".." not in state["status"], state  # one sentence, one full stop
+    item = browser.call("return ctx.page.textContent('#dataset-list li:first-child')")
+    assert "refused" in item and "sha256" in item, item
+    state = browser.click(200, 150)
+    assert state["points"] == [] and state["state"] == "refused", state  # nothing to click on
+    browser.call("await ctx.page.click('#next-photo')")
+    assert photo_live(browser, "b_cat.jpg")["ready"]

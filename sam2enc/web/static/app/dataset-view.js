@@ -93,6 +93,7 @@ export function setupDataset(page) {
   /** Open photo `index`: live when its bundle is good, shown with the reason when it has none. */
   async function go(index, pick = ++S.picks) {
     const entry = dataset.photos[index];
+    performance.mark("sam2enc:open-photo");
     await save(); // the photo being left keeps its work
     page.setStatus(`Opening ${entry.path} (${index + 1} of ${dataset.photos.length})…`, "loading");
     try {
@@ -112,7 +113,7 @@ export function setupDataset(page) {
         page.retireAll();
         page.showPhoto(photo);
         S.fileName = entry.path;
-        const why = entry.state === "refused" ? `its bundle was refused: ${entry.why}` : "it has no bundle in this folder yet";
+        const why = entry.state === "refused" ? `its bundle was refused: ${entry.why.replace(/\.$/, "")}` : "it has no bundle in this folder yet";
         page.setStatus(`${entry.path} (${index + 1} of ${dataset.photos.length}): ${why}. Encode it with \`sam2enc encode\` and open the folder again${$("remote-box").hidden ? "" : ", or press Encode to send it to Replicate"}.`, entry.state === "refused" ? "error" : "idle");
         page.offerEncode(entry.file, photo);
       }
