@@ -300,14 +300,17 @@ function updateButtons() {
   if (deleted) $("undo-delete").textContent = `Undo delete (#${deleted.number} ${deleted.label})`;
 }
 
-// --- layout: the photo fits the window with the prompt tools under it; masks at display resolution -------
+// --- layout: the photo fits the room the window leaves it, with its bar (tools, objects, exports) under it
+// on screen too; masks at display resolution ----------------------------------------------------------------
 function layout() {
   if (!S.photo) return;
-  const stage = $("stage");
-  const availW = Math.max(120, stage.parentElement.clientWidth);
-  const top = stage.getBoundingClientRect().top + window.scrollY;
-  const tools = $("tools").offsetHeight + $("object-bar").offsetHeight + 12; // tools and objects stay on screen
-  const availH = Math.max(240, window.innerHeight - Math.min(top, window.innerHeight * 0.4) - 12 - tools);
+  const stage = $("stage"), main = stage.parentElement;
+  const availW = Math.max(120, main.clientWidth);
+  const box = stage.getBoundingClientRect();
+  const top = box.top + window.scrollY;
+  const below = main.lastElementChild.getBoundingClientRect().bottom - box.bottom; // the bar under the photo
+  const pad = parseFloat(getComputedStyle(document.body).paddingBottom) || 0;
+  const availH = Math.max(160, window.innerHeight - Math.min(top, window.innerHeight * 0.4) - below - pad - 4);
   S.display = fit(S.width, S.height, availW, availH, window.devicePixelRatio || 1);
   paintPhoto(canvases, S.photo, S.display);
   for (const object of S.objects.list) object.shown = null; // decoded again at the new size
