@@ -83,6 +83,7 @@ export function setupDataset(page) {
       photos.clear();
       verdicts.clear();
       $("dataset-box").hidden = false;
+      document.body.classList.add("dataset"); // Previous/Next and the dataset's COCO appear in the bar
       $("dataset-name").textContent = found.root;
       await go(0, pick);
     } catch (err) {
