@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +63,27 @@ def multipart(photo: Path) -> tuple[bytes, str]:
     ).encode()
     body = head + photo.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
     return body, f"multipart/form-data; boundary={boundary}"
+
+
+@contextmanager
+def page_server(models_dir: Path, demo: object = None) -> Iterator[str]:
+    """The page served by ``sam2enc.web``'s proxy on a free port, its Replicate side pointing nowhere
+    (never called): yields the page's URL with the WASM decoder (``?backend=wasm``)."""
+    from sam2enc.web import assets
+    from sam2enc.web.proxy import serve
+
+    proxy = serve("127.0.0.1", 0, "http://127.0.0.1:9/v1", models_dir)
+    assets.install(proxy, demo)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{proxy.server_address[1]}/?backend=wasm"
+    finally:
+        proxy.shutdown()
+
+
+def encode_into(photos: list[Path], out: Path, models_dir: Path) -> None:
+    """Bundles for ``photos`` under ``out/<stem>/``, written by ``sam2enc encode`` itself (in-process)."""
+    from sam2enc.__main__ import main
+
+    argv = ["encode", *map(str, photos), "--out", str(out), "--models-dir", str(models_dir)]
+    assert main([*argv, "--device", "cpu"]) == 0

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +17,8 @@ import pytest
 from sam2enc.__main__ import main as cli
 from sam2enc.bundle import read_bundle
 from sam2enc.coco import rle_decode
-from sam2enc.web import assets
-from sam2enc.web.proxy import serve
 from tests.helpers import best_mask as expected
-from tests.helpers import iou
+from tests.helpers import encode_into, iou, page_server
 from tests.web.browser import in_ci, missing
 
 REPORTS = Path(__file__).resolve().parents[1] / "build" / "test-reports"
@@ -35,11 +32,8 @@ NAMES = {"a_coffee.jpg": "coffee", "b_cat.jpg": "chelsea_exif6", "c_rocket.jpg":
 
 @pytest.fixture(scope="module")
 def app(models_dir):
-    proxy = serve("127.0.0.1", 0, "http://127.0.0.1:9/v1", models_dir)  # Replicate is never called here
-    assets.install(proxy, None)
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{proxy.server_address[1]}/?backend=wasm"
-    proxy.shutdown()
+    with page_server(models_dir) as page:
+        yield page
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +43,7 @@ def album(photos, models_dir, tmp_path_factory) -> Path:
     root.mkdir()
     for name, photo in NAMES.items():
         shutil.copyfile(photos[photo], root / name)
-    argv = ["encode", str(root / "a_coffee.jpg"), str(root / "b_cat.jpg"), "--out", str(root / "bundles")]
-    assert cli([*argv, "--models-dir", str(models_dir), "--device", "cpu"]) == 0
+    encode_into([root / "a_coffee.jpg", root / "b_cat.jpg"], root / "bundles", models_dir)
     return root
 
 

@@ -20,15 +20,13 @@ Cost: four page loads, one `sam2enc encode` of one photo, no decode beyond warm-
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from sam2enc.__main__ import main as cli
 from sam2enc.web import assets
-from sam2enc.web.proxy import serve
+from tests.helpers import encode_into, page_server
 from tests.web.browser import in_ci, missing
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,11 +79,8 @@ LONG = """await ctx.page.evaluate(() => {
 
 @pytest.fixture(scope="module")
 def app(models_dir):
-    proxy = serve("127.0.0.1", 0, "http://127.0.0.1:9/v1", models_dir)  # Replicate is never called here
-    assets.install(proxy, assets.demo_bundle(models_dir))
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{proxy.server_address[1]}/?backend=wasm"
-    proxy.shutdown()
+    with page_server(models_dir, assets.demo_bundle(models_dir)) as page:
+        yield page
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +90,7 @@ def folder(photos, models_dir, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("layout") / "album"
     root.mkdir()
     Image.open(photos["coffee"]).convert("RGB").resize((1800, 1200), Image.LANCZOS).save(root / "coffee.jpg")
-    argv = ["encode", str(root / "coffee.jpg"), "--out", str(root / "bundles")]
-    assert cli([*argv, "--models-dir", str(models_dir), "--device", "cpu"]) == 0
+    encode_into([root / "coffee.jpg"], root / "bundles", models_dir)
     return root
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +27,7 @@ from sam2enc import coco
 from sam2enc.bundle import write_bundle
 from sam2enc.pipeline import encode
 from sam2enc.web import assets
-from sam2enc.web.proxy import serve
-from tests.helpers import iou
+from tests.helpers import iou, page_server
 from tests.web.browser import in_ci, missing
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,11 +45,8 @@ SAUCER = [(150, 330, 1), (500, 90, 0)]
 
 @pytest.fixture(scope="module")
 def app(models_dir):
-    proxy = serve("127.0.0.1", 0, "http://127.0.0.1:9/v1", models_dir)  # Replicate is never called here
-    assets.install(proxy, assets.demo_bundle(models_dir))
-    threading.Thread(target=proxy.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{proxy.server_address[1]}/?backend=wasm"
-    proxy.shutdown()
+    with page_server(models_dir, assets.demo_bundle(models_dir)) as page:
+        yield page
 
 
 @pytest.fixture(scope="module")
