@@ -65,14 +65,17 @@ def multipart(photo: Path) -> tuple[bytes, str]:
     return body, f"multipart/form-data; boundary={boundary}"
 
 
+NOWHERE = "http://127.0.0.1:9/v1"  # a Replicate that is never called (port 9: discard)
+
+
 @contextmanager
-def page_server(models_dir: Path, demo: object = None) -> Iterator[str]:
-    """The page served by ``sam2enc.web``'s proxy on a free port, its Replicate side pointing nowhere
-    (never called): yields the page's URL with the WASM decoder (``?backend=wasm``)."""
+def page_server(models_dir: Path, demo: object = None, upstream: str = NOWHERE) -> Iterator[str]:
+    """The page served by ``sam2enc.web``'s proxy on a free port, its Replicate side at ``upstream``
+    (by default nowhere: never called): yields the page's URL with the WASM decoder (``?backend=wasm``)."""
     from sam2enc.web import assets
     from sam2enc.web.proxy import serve
 
-    proxy = serve("127.0.0.1", 0, "http://127.0.0.1:9/v1", models_dir)
+    proxy = serve("127.0.0.1", 0, upstream, models_dir)
     assets.install(proxy, demo)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     try:

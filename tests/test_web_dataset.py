@@ -19,6 +19,7 @@ from sam2enc.bundle import read_bundle
 from sam2enc.coco import rle_decode
 from tests.helpers import best_mask as expected
 from tests.helpers import encode_into, iou, page_server
+from tests.replicate_standin import ReplicateStandIn
 from tests.web.browser import in_ci, missing
 
 REPORTS = Path(__file__).resolve().parents[1] / "build" / "test-reports"
@@ -151,3 +152,39 @@ def test_a_bundle_that_fails_its_checks_is_refused_with_its_reason(browser, app,
     assert state["points"] == [] and state["state"] == "refused", state  # nothing to click on
     browser.call("await ctx.page.click('#next-photo')")
     assert photo_live(browser, "b_cat.jpg")["ready"]
+
+
+def test_a_photo_without_a_bundle_encoded_on_replicate_joins_the_folder(
+    browser, album, models_dir, encoder, decoder, photos, tmp_path
+):
+    """Encode on the folder's photo without a bundle: the new bundle becomes that photo's (listed as
+    ready, its work saved), and the dataset COCO holds its mask."""
+    from sam2enc.pipeline import encode
+
+    token = "r8_dataset_token"
+    standin = ReplicateStandIn(models_dir, token)
+    try:
+        with page_server(models_dir, upstream=f"{standin.url}/v1") as page:
+            browser.open(page)
+            open_folder(browser, album)
+            photo_live(browser, "a_coffee.jpg")
+            browser.call("await ctx.page.click('#dataset-list li:last-child button')")
+            state = photo_live(browser, "c_rocket.jpg")
+            assert "no bundle" in state["status"] and "press Encode" in state["status"], state
+            browser.call("await ctx.page.click('summary')")
+            browser.call("await ctx.page.fill('#token', args.t)", t=token)
+            browser.call("await ctx.page.fill('#version', 'me/sam2enc')")
+            browser.call("await ctx.page.click('#encode')")
+            state = photo_live(browser, "c_rocket.jpg")
+            assert state["ready"], state
+            item = browser.call("return ctx.page.textContent('#dataset-list li:last-child')")
+            assert "bundle ready" in item, item
+            state = browser.click(300, 200)
+            want = expected(decoder, encode(photos["rocket"], encoder), [(300, 200, 1)])
+            assert iou(browser.canvas_mask(), want) > 0.99, "the mask on screen comes from the new bundle"
+            (coco_path,) = browser.download("#download-coco-dataset", tmp_path / "dataset")
+    finally:
+        standin.close()
+    document = json.loads(Path(coco_path).read_text())
+    (annotation,) = [a for a in document["annotations"] if a["image_id"] == 3]
+    assert iou(rle_decode(annotation["segmentation"]), want) >= 0.999

@@ -50,19 +50,23 @@ export function setupDataset(page) {
   /** What the worker needs to open an entry's bundle (its files are handles: nothing is read here). */
   async function bundleMessage(entry) {
     const photo = await photoOf(entry);
-    return { key: entry.sha256, manifest: entry.bundle.manifest, payload: entry.bundle.payload,
+    return { key: keyOf(entry), manifest: entry.bundle.manifest, payload: entry.bundle.payload,
       photo: { width: photo.width, height: photo.height }, photoFile: entry.file, model: await page.decoderModel() };
   }
 
+  /** The worker's name for an entry's bundle: its photo's sha256 and where the bundle came from. */
+  const keyOf = (entry) => `${entry.sha256}:${entry.bundle.dir}`;
+
   /** Read an entry's photo and bundle ahead: decoded, verified and converted before it is asked for. */
   function prefetch(entry) {
-    if (!verdicts.has(entry.sha256)) {
-      verdicts.set(entry.sha256, new Promise((resolve) => {
-        answers.set(entry.sha256, resolve);
+    const key = keyOf(entry);
+    if (!verdicts.has(key)) {
+      verdicts.set(key, new Promise((resolve) => {
+        answers.set(key, resolve);
         bundleMessage(entry).then((m) => page.post({ type: "prefetch", ...m }), (err) => resolve({ error: err.message }));
       }));
     }
-    return verdicts.get(entry.sha256);
+    return verdicts.get(key);
   }
 
   /** The worker's "prefetched" message. */
@@ -123,6 +127,22 @@ export function setupDataset(page) {
     } catch (err) {
       if (pick === S.picks) page.fail(err);
     }
+  }
+
+  /**
+   * A photo of the folder was encoded on Replicate (Encode, offered on a photo without a bundle): the new
+   * bundle becomes that photo's, and the photo opens as any other of the folder (its saved work back).
+   * False when the photo is not the folder's: the page then opens it on its own.
+   */
+  function encoded(file, saved) {
+    const index = dataset ? dataset.photos.findIndex((p) => p.file === file) : -1;
+    if (index < 0) return false;
+    const entry = dataset.photos[index];
+    entry.bundle = { dir: "(encoded on Replicate)", manifest: JSON.parse(new TextDecoder().decode(saved.manifest)),
+      payload: new Blob([saved.payload]) };
+    Object.assign(entry, { state: "ready", why: "" });
+    go(index).then(() => { S.saved = saved; page.restored(); });
+    return true;
   }
 
   /** Keep the live photo's objects: written as they change, so that a reload finds them. */
@@ -207,6 +227,7 @@ export function setupDataset(page) {
   return {
     prefetched, changed: save,
     /** Whether the photo at `path` has been read ahead: its bundle verified and waiting in the worker. */
-    readAhead: (path) => Boolean(dataset?.photos.some((p) => p.path === path && answered.has(p.sha256))),
+    readAhead: (path) => Boolean(dataset?.photos.some((p) => p.path === path && p.bundle && answered.has(keyOf(p)))),
+    encoded,
   };
 }

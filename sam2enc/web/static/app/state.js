@@ -17,6 +17,7 @@ export function createState() {
     backend: null, view: "overlay", scope: "selected", display: { cssW: 0, cssH: 0, w: 0, h: 0, dpr: 1 },
     modelInfo: null, randomModels: false,
     picks: 0, encode: null, encodeFile: null, encodePhoto: null, decoderError: null,
+    painted: null, // the photo the canvases show at S.display (layout() paints only what changed)
     dataset: null, // dataset mode: { key } of the live photo (its sha256), whose objects are saved as they change
     /** The selected object's prompt list: where clicks, undo, redo and clear go. */
     get prompts() { return selected(this.objects).prompts; },
