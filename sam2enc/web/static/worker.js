@@ -3,7 +3,10 @@
 // mask, on screen and exported, comes from the module's `segment`.
 //
 // Every message that concerns a bundle carries its generation (`gen`): a decode for a bundle that is no
-// longer current is answered "stale" and never run on the wrong features. Messages run one at a time.
+// longer current is answered "stale" and never run on the wrong features. Messages run one at a time,
+// except "prefetch" (dataset mode): { key, manifest, payload, photo, photoFile, model } opens and checks a
+// bundle beside the queue and answers "prefetched" ({ key, error? }); a later "bundle" or "export" that
+// names the same `key` uses it (or opens it then, if it has been dropped from the LRU).
 import { loadDecoder, maskToPng, segment } from "./lib/index.js";
 import { webgpuMissing } from "./lib/decoder.js";
 import { loadConfig, modelUrl, ortEntry, webgpuShipped } from "./app/site.js";
