@@ -25,7 +25,9 @@ test("bundles pair with their photo by the sha256 they record, wherever they are
     file("b/manifest.json", manifest("photo b")), file("b/embedding.bin", "y"),
     file("notes.txt", "not a photo"), file(".thumbs/b.jpg", "hidden"),
   ];
-  const dataset = await indexFolder(files, { hash });
+  const seen = [];
+  const dataset = await indexFolder(files, { hash, progress: (done, total) => seen.push([done, total]) });
+  assert.deepEqual(seen, [[1, 3], [2, 3], [3, 3]]); // one step per photo read, never for other files
   assert.equal(dataset.root, "album");
   assert.deepEqual(dataset.photos.map((p) => [p.path, p.state, p.bundle?.dir ?? null]),
     [["b.jpg", "ready", "b"], ["c.png", "missing", null], ["sub/a.jpg", "ready", "bundles/whatever"]]);

@@ -80,7 +80,10 @@ export function setupDataset(page) {
     const pick = ++S.picks;
     page.setStatus(`Reading the folder: ${files.length} files…`, "loading");
     try {
-      const found = await indexFolder(files, { hash: sha256Hex });
+      const progress = (done, total) => {
+        if (pick === S.picks) page.setStatus(`Reading the folder: ${done} of ${total} photos…`, "loading");
+      };
+      const found = await indexFolder(files, { hash: sha256Hex, progress });
       if (pick !== S.picks) return;
       if (!found.photos.length) throw new Error(`The folder ${found.root} holds no photos (JPEG, PNG, WebP, …).`);
       dataset = found;

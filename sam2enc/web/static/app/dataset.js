@@ -26,18 +26,22 @@ const folderName = (dir) => dir.split("/").pop();
 /**
  * The dataset in a folder listing.
  * @param {File[]} files every file under the folder (webkitRelativePath set, or `path` given)
- * @param {{hash: (file: File) => Promise<string>}} how `hash`: the hex sha256 of a file's bytes
+ * @param {{hash: (file: File) => Promise<string>, progress?: (done: number, total: number) => void}} how
+ *   `hash`: the hex sha256 of a file's bytes; `progress`: called after each photo is read
  * @returns {Promise<{root: string, photos: object[], strays: object[]}>} `photos` in path order, each
  *   `{path, file, sha256, bundle: {dir, manifest, payload} | null, state: "ready"|"missing"|"refused",
  *   why}`; `strays`: bundles that pair with no photo here, and why.
  */
-export async function indexFolder(files, { hash }) {
+export async function indexFolder(files, { hash, progress = () => {} }) {
   const root = (files[0]?.webkitRelativePath || "").split("/")[0] || "folder";
   const byPath = new Map(files.map((file) => [file.path ?? relativePath(file), file]));
   const photos = [...byPath].filter(([path]) => PHOTO.test(path) && !path.split("/").some((p) => p.startsWith(".")))
     .sort(([a], [b]) => a.localeCompare(b, "en"))
     .map(([path, file]) => ({ path, file, sha256: null, bundle: null, state: "missing", why: "no bundle in the folder" }));
-  for (const photo of photos) photo.sha256 = await hash(photo.file);
+  for (const [i, photo] of photos.entries()) {
+    photo.sha256 = await hash(photo.file);
+    progress(i + 1, photos.length);
+  }
   const strays = [];
   for (const [path, file] of byPath) {
     if (path.split("/").pop() !== "manifest.json") continue;
