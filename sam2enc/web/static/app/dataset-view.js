@@ -102,7 +102,11 @@ export function setupDataset(page) {
   async function go(index, pick = ++S.picks) {
     const entry = dataset.photos[index];
     performance.mark("sam2enc:open-photo");
-    await save(); // the photo being left keeps its work
+    // At once, before anything is awaited: the photo being left keeps its work (the write starts now),
+    // and takes no more prompts — a click from here on says "wait for Ready", never lands on it.
+    save();
+    const leaving = { gen: S.gen, ready: S.ready };
+    Object.assign(S, { ready: false, loading: S.gen });
     page.setStatus(`Opening ${entry.path} (${index + 1} of ${dataset.photos.length})…`, "loading");
     try {
       const photo = await photoOf(entry);
@@ -128,7 +132,9 @@ export function setupDataset(page) {
       render();
       if (AHEAD) for (const next of ahead(dataset, index)) prefetch(next);
     } catch (err) {
-      if (pick === S.picks) page.fail(err);
+      if (pick !== S.picks) return;
+      if (S.gen === leaving.gen) Object.assign(S, { ready: leaving.ready, loading: null }); // still the old photo
+      page.fail(err);
     }
   }
 
