@@ -33,13 +33,9 @@ import pytest
 from sam2enc.bundle import read_bundle
 from sam2enc.pipeline import encode_to_dir
 from tests.helpers import iou
-from tests.web.browser import Browser, in_ci, missing
+from tests.web.browser import Browser, browser_marks
 
-pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.node, pytest.mark.slow]
-if why := missing():  # a missing browser is a failure in CI, never a silent skip
-    pytestmark.append(pytest.mark.skipif(not in_ci(), reason=why))
-    if in_ci():
-        pytest.fail(f"browser tests cannot run in CI: {why}", pytrace=False)
+pytestmark = browser_marks(pytest.mark.browser, pytest.mark.server, pytest.mark.node, pytest.mark.slow)
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "build" / "bundlers"

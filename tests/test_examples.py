@@ -19,16 +19,12 @@ import pytest
 
 from sam2enc.bundle import read_bundle
 from sam2enc.pipeline import encode_to_dir
-from tests.web.browser import Browser, in_ci, missing
+from tests.web.browser import Browser, browser_marks
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "build" / "test-reports"
 
-pytestmark = [pytest.mark.browser, pytest.mark.node]
-if why := missing():  # a missing browser is a failure in CI, never a silent skip
-    pytestmark = [pytest.mark.browser, pytest.mark.node, pytest.mark.skipif(not in_ci(), reason=why)]
-    if in_ci():
-        pytest.fail(f"browser tests cannot run in CI: {why}", pytrace=False)
+pytestmark = browser_marks(pytest.mark.browser, pytest.mark.node)
 
 
 class _Files(SimpleHTTPRequestHandler):

@@ -34,13 +34,9 @@ from sam2enc.bundle import parse_bundle
 from sam2enc.decoder import prompt_arrays, upsample_logits
 from sam2enc.web.__main__ import main
 from tests.helpers import iou, png_mask
-from tests.web.browser import Browser, in_ci, missing
+from tests.web.browser import Browser, browser_marks
 
-pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.node]
-if why := missing():  # a missing browser is a failure in CI, never a silent skip
-    pytestmark.append(pytest.mark.skipif(not in_ci(), reason=why))
-    if in_ci():
-        pytest.fail(f"browser tests cannot run in CI: {why}", pytrace=False)
+pytestmark = browser_marks(pytest.mark.browser, pytest.mark.server, pytest.mark.node)
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "build" / "test-reports"

@@ -35,7 +35,7 @@ from sam2enc.web import assets
 from sam2enc.web.proxy import serve
 from tests.helpers import iou, png_mask
 from tests.replicate_standin import ReplicateStandIn
-from tests.web.browser import Browser, in_ci, missing
+from tests.web.browser import Browser, browser_marks
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "build" / "test-reports"
@@ -44,11 +44,7 @@ FILL = "await ctx.page.fill('#token', args.t); await ctx.page.fill('#version', '
 WEBGPU_CLICKS = os.environ.get("SAM2ENC_WEBGPU_CLICKS") == "1"
 _results: dict[str, dict] = {}
 
-pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow, pytest.mark.node]
-if why := missing():  # a missing browser is a failure in CI, never a silent skip
-    pytestmark.append(pytest.mark.skipif(not in_ci(), reason=why))
-    if in_ci():
-        pytest.fail(f"browser tests cannot run in CI: {why}", pytrace=False)
+pytestmark = browser_marks(pytest.mark.browser, pytest.mark.server, pytest.mark.slow, pytest.mark.node)
 
 
 # --- fixtures ----------------------------------------------------------------------------------------

@@ -20,13 +20,11 @@ from sam2enc.coco import rle_decode
 from tests.helpers import best_mask as expected
 from tests.helpers import encode_into, iou, page_server
 from tests.replicate_standin import ReplicateStandIn
-from tests.web.browser import in_ci, missing
+from tests.web.browser import browser_marks
 
 REPORTS = Path(__file__).resolve().parents[1] / "build" / "test-reports"
 
-pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow, pytest.mark.node]
-if why := missing():  # a missing browser is a failure in CI, never a silent skip
-    pytestmark.append(pytest.mark.skipif(not in_ci(), reason=why))
+pytestmark = browser_marks(pytest.mark.browser, pytest.mark.server, pytest.mark.slow, pytest.mark.node)
 
 NAMES = {"a_coffee.jpg": "coffee", "b_cat.jpg": "chelsea_exif6", "c_rocket.jpg": "rocket"}
 

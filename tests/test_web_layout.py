@@ -27,16 +27,11 @@ from PIL import Image
 
 from sam2enc.web import assets
 from tests.helpers import encode_into, page_server
-from tests.web.browser import in_ci, missing
+from tests.web.browser import browser_marks
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "build" / "test-reports"
-pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow, pytest.mark.node]
-
-if why := missing():  # a missing browser is a failure in CI, never a silent skip
-    pytestmark.append(pytest.mark.skipif(not in_ci(), reason=why))
-    if in_ci():
-        pytest.fail(f"browser tests cannot run in CI: {why}", pytrace=False)
+pytestmark = browser_marks(pytest.mark.browser, pytest.mark.server, pytest.mark.slow, pytest.mark.node)
 
 EXPORTS = ["#download-mask", "#download-cutout", "#download-coco", "#save-bundle"]
 DATASET = ["#prev-photo", "#next-photo", "#download-coco-dataset"]

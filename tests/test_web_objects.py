@@ -28,16 +28,11 @@ from sam2enc.bundle import write_bundle
 from sam2enc.pipeline import encode
 from sam2enc.web import assets
 from tests.helpers import iou, page_server
-from tests.web.browser import in_ci, missing
+from tests.web.browser import browser_marks
 
 ROOT = Path(__file__).resolve().parents[1]
 REPORTS = ROOT / "build" / "test-reports"
-pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow, pytest.mark.node]
-
-if why := missing():  # a missing browser is a failure in CI, never a silent skip
-    pytestmark.append(pytest.mark.skipif(not in_ci(), reason=why))
-    if in_ci():
-        pytest.fail(f"browser tests cannot run in CI: {why}", pytrace=False)
+pytestmark = browser_marks(pytest.mark.browser, pytest.mark.server, pytest.mark.slow, pytest.mark.node)
 
 CUP = [(300, 180, 1)]
 SAUCER = [(150, 330, 1), (500, 90, 0)]

@@ -115,3 +115,16 @@ class Browser:
 
 def in_ci() -> bool:
     return bool(os.environ.get("CI"))
+
+
+def browser_marks(*marks: Any) -> list[Any]:
+    """A browser test module's ``pytestmark``: its tiers (``marks``), plus, without chromium or Node, a
+    skip here and a failure in CI (a missing browser there is a failure, never a silent skip)."""
+    import pytest
+
+    found = list(marks)
+    if why := missing():
+        if in_ci():
+            pytest.fail(f"browser tests cannot run in CI: {why}", pytrace=False)
+        found.append(pytest.mark.skip(reason=why))
+    return found
