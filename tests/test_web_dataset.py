@@ -191,3 +191,18 @@ def test_a_photo_without_a_bundle_encoded_on_replicate_joins_the_folder(
     document = json.loads(Path(coco_path).read_text())
     (annotation,) = [a for a in document["annotations"] if a["image_id"] == 3]
     assert iou(rle_decode(annotation["segmentation"]), want) >= 0.999
+
+
+def test_a_browser_that_keeps_nothing_says_so_and_still_annotates(browser, app, album):
+    """No IndexedDB (a locked-down or private window): the folder opens and clicks work, and the panel
+    says that nothing is kept, so that the COCO is downloaded before the page is closed."""
+    browser.open("about:blank")
+    no_store = "() => Object.defineProperty(window, 'indexedDB', {value: undefined})"
+    browser.call(f"await ctx.page.addInitScript({no_store})")
+    browser.call("await ctx.page.goto(args.url)", url=app)
+    open_folder(browser, album)
+    photo_live(browser, "a_coffee.jpg")
+    said = browser.call("return ctx.page.textContent('#dataset-status')")
+    assert said.startswith("This browser keeps no saved work here"), said
+    assert "download the dataset's COCO" in said, said
+    assert browser.click(200, 150)["points"] == [[200, 150, 1]]

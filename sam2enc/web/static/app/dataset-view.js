@@ -91,6 +91,9 @@ export function setupDataset(page) {
       verdicts.clear();
       $("dataset-box").hidden = false;
       document.body.classList.add("dataset"); // Previous/Next and the dataset's COCO appear in the bar
+      const kept = await storeReady;
+      $("dataset-status").textContent = kept.persistent ? ""
+        : `${kept.why[0].toUpperCase()}${kept.why.slice(1)}: download the dataset's COCO before you close this page.`;
       $("dataset-name").textContent = found.root;
       await go(0, pick);
     } catch (err) {

@@ -21,10 +21,10 @@ function request(r) {
  * @returns {Promise<{persistent: boolean, why?: string, load(key: string): Promise<object|null>,
  *   save(key: string, record: object): void, flush(): Promise<void>, forget(keys: string[]): Promise<number>}>}
  */
-export async function openStore({ indexedDB = globalThis.indexedDB } = {}) {
+export async function openStore({ indexedDB } = {}) {
   let db;
   try {
-    const open = indexedDB.open(DB, 1);
+    const open = (indexedDB ?? globalThis.indexedDB).open(DB, 1); // absent or refused: caught below
     open.onupgradeneeded = () => open.result.createObjectStore(STORE);
     db = await request(open);
   } catch (err) {
