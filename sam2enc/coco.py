@@ -278,7 +278,7 @@ def parse_prompts(data: Any, source: str = "prompts") -> PromptFile:
         file_name = data.get("file_name")
         if file_name is not None and not isinstance(file_name, str):
             raise PromptError(f'{source}: "file_name" must be a string')
-        parsed = tuple(_object(obj, f"{source}: object {i}") for i, obj in enumerate(objects, start=1))
+        parsed = tuple(parse_object(obj, f"{source}: object {i}") for i, obj in enumerate(objects, start=1))
         return PromptFile(objects=parsed, file_name=file_name)
     raise PromptError(
         f'{source} is neither a COCO file written by sam2enc (with "annotations") '
@@ -298,7 +298,7 @@ def _from_coco(data: dict, source: str) -> PromptFile:
         raise PromptError(f"{source}: a COCO prompts file describes exactly one image, this one has {count}")
     image = images[0]
     width, height = image.get("width"), image.get("height")
-    if not (_is_int(width) and _is_int(height) and width > 0 and height > 0):
+    if not is_size(width, height):
         raise PromptError(f"{source}: the image's width and height must be positive integers")
     if not isinstance(annotations, list) or not annotations:
         raise PromptError(f'{source}: "annotations" must be a non-empty list')
@@ -311,7 +311,7 @@ def _from_coco(data: dict, source: str) -> PromptFile:
                 f'{where} has no "sam2enc" prompts (only sam2enc\'s exports can be decoded again)'
             )
         label = names.get(ann.get("category_id"), DEFAULT_LABEL)
-        objects.append(_object({**ann["sam2enc"], "label": label}, where))
+        objects.append(parse_object({**ann["sam2enc"], "label": label}, where))
     file_name = image.get("file_name") if isinstance(image.get("file_name"), str) else None
     return PromptFile(objects=tuple(objects), file_name=file_name, size=(width, height))
 
@@ -325,7 +325,8 @@ def category_names(data: dict) -> dict[Any, str]:
     return names
 
 
-def _object(obj: Any, where: str) -> Prompts:
+def parse_object(obj: Any, where: str) -> Prompts:
+    """One object's prompts from a prompts file, checked; errors name ``where``."""
     if not isinstance(obj, dict):
         raise PromptError(f'{where} must be an object with "points", "box" and "label"')
     points_in = obj.get("points") or []
@@ -353,8 +354,14 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _is_int(value: Any) -> bool:
+def is_int(value: Any) -> bool:
+    """A JSON integer (not a bool, not 3.0)."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_size(width: Any, height: Any) -> bool:
+    """Whether a width and height read from JSON are a photo's: positive integers."""
+    return is_int(width) and is_int(height) and width > 0 and height > 0
 
 
 # --- decode a prompts file into a COCO file ----------------------------------------------------------

@@ -36,13 +36,14 @@ from .coco import (
     Box,
     Point,
     Prompts,
-    _is_int,
-    _object,
     category_names,
     check_prompts,
     coco_dataset,
     decode_objects,
+    is_int,
+    is_size,
     load_json,
+    parse_object,
     write_json,
 )
 from .errors import BundleError, PromptError, Sam2EncError
@@ -108,7 +109,7 @@ def parse_dataset(data: Any, source: str = "dataset") -> tuple[DatasetImage, ...
         if "image_id" not in ann:
             raise PromptError(f'{source}: {what} has no "image_id": which image is it of?')
         image_id = ann["image_id"]
-        if not _is_int(image_id) or image_id not in by_id:
+        if not is_int(image_id) or image_id not in by_id:
             raise PromptError(
                 f"{source}: {what} is of image_id {json.dumps(image_id)}, which is not among the images"
             )
@@ -119,7 +120,7 @@ def parse_dataset(data: Any, source: str = "dataset") -> tuple[DatasetImage, ...
                 f'{where} has no "sam2enc" prompts (only sam2enc\'s exports can be decoded again)'
             )
         label = names.get(ann.get("category_id"), DEFAULT_LABEL)
-        image["objects"].append(_object({**ann["sam2enc"], "label": label}, where))
+        image["objects"].append(parse_object({**ann["sam2enc"], "label": label}, where))
         image["names"].append(where)
     return tuple(
         DatasetImage(
@@ -143,10 +144,10 @@ def _image(image: Any, number: int, source: str) -> dict[str, Any]:
     if not isinstance(file_name, str) or not file_name.strip():
         raise PromptError(f'{source}: image {number} has no "file_name" (the photo\'s path in the dataset)')
     where = f"{source}: image {number} ({file_name!r})"
-    if not _is_int(image.get("id")):
+    if not is_int(image.get("id")):
         raise PromptError(f'{where} has no integer "id"')
     width, height = image.get("width"), image.get("height")
-    if not (_is_int(width) and _is_int(height) and width > 0 and height > 0):
+    if not is_size(width, height):
         raise PromptError(f"{where}: width and height must be positive integers")
     extra = image.get("sam2enc") or {}
     sha256 = extra.get("sha256") if isinstance(extra, dict) else None
@@ -204,7 +205,7 @@ def _describe(directory: Path) -> FoundBundle:
         raise BundleError(f"{directory / MANIFEST_FILE} is not valid JSON") from None
     width = manifest.get("originalWidth") if isinstance(manifest, dict) else None
     height = manifest.get("originalHeight") if isinstance(manifest, dict) else None
-    if not (_is_int(width) and _is_int(height) and width > 0 and height > 0):
+    if not is_size(width, height):
         raise BundleError(f"{directory}: originalWidth/originalHeight must be positive integers")
     source = manifest.get("source")
     sha256 = source.get("sha256") if isinstance(source, dict) else None
