@@ -54,7 +54,7 @@ function declared(name) {
 
 test("the public API: the core at \".\", COCO at \"./coco\", no internals; the types declare the same", () => {
   assert.deepEqual(Object.keys(sam2enc).sort(), ["checkPhoto", "cutout", "loadDecoder", "maskToPng", "openBundle", "segment", "upsampleMask"]);
-  assert.deepEqual(Object.keys(coco).sort(), ["cocoDocument", "maskArea", "maskBbox", "rleDecode", "rleEncode"]);
+  assert.deepEqual(Object.keys(coco).sort(), ["cocoDataset", "cocoDocument", "maskArea", "maskBbox", "rleDecode", "rleEncode"]);
   assert.deepEqual(declared("index.d.ts"), Object.keys(sam2enc).sort());
   assert.deepEqual(declared("coco-index.d.ts"), Object.keys(coco).sort());
 });

@@ -2,8 +2,8 @@
 // tests/test_js_module.py, under both "bundler" and "nodenext" module resolution (tsconfig*.json).
 import { checkPhoto, cutout, loadDecoder, maskToPng, openBundle, segment, upsampleMask } from "sam2enc";
 import type { Box, Bundle, Decoder, Manifest, Point, Segmentation } from "sam2enc";
-import { cocoDocument, maskArea, maskBbox, rleDecode, rleEncode } from "sam2enc/coco";
-import type { CocoDocument, Rle } from "sam2enc/coco";
+import { cocoDataset, cocoDocument, maskArea, maskBbox, rleDecode, rleEncode } from "sam2enc/coco";
+import type { CocoDataset, CocoDocument, Rle } from "sam2enc/coco";
 // @ts-expect-error internals are not part of the API
 import { LAYOUT } from "sam2enc";
 // @ts-expect-error internals are not part of the API
@@ -28,7 +28,12 @@ export async function click(manifest: Manifest | string, embedding: ArrayBuffer,
     fileName: "photo.jpg", width: refined.width, height: refined.height,
     objects: [{ label: "cup", mask: rleDecode(rle).mask, points, box }],
   });
-  console.log(backend, why, rgba.length, maskArea(refined.mask), maskBbox(refined.mask, refined.width, refined.height), document, LAYOUT, compressCounts);
+  const dataset: CocoDataset = cocoDataset([
+    { fileName: "beach/a.jpg", width: refined.width, height: refined.height, sha256: "ab".repeat(32), objects: [{ mask: refined.mask, points }] },
+    { fileName: "b.jpg", width: 640, height: 480 }, // a photo without objects is still listed
+  ]);
+  const imageId: number = dataset.annotations[0].image_id;
+  console.log(backend, why, rgba.length, maskArea(refined.mask), maskBbox(refined.mask, refined.width, refined.height), document, dataset, imageId, LAYOUT, compressCounts);
   await decoder.dispose();
   return maskToPng(refined.mask, refined.width, refined.height);
 }

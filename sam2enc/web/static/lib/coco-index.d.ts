@@ -51,3 +51,19 @@ export interface CocoDocument {
  * object i. Throws one sentence when a mask is not the photo's size or a label is empty.
  */
 export function cocoDocument(photo: { fileName: string; width: number; height: number; objects: CocoObject[] }): CocoDocument;
+
+export interface CocoDataset {
+  /** One per photo in the dataset's order, photos without objects included; `sam2enc.sha256`: the photo's bytes. */
+  images: { id: number; file_name: string; width: number; height: number; sam2enc?: { sha256: string } }[];
+  categories: { id: number; name: string; supercategory: string }[];
+  annotations: (Omit<CocoAnnotation, "image_id"> & { image_id: number })[];
+}
+
+/**
+ * A dataset's COCO document (the page's "Download COCO (dataset)"; `sam2enc decode BUNDLES_DIR --prompts`
+ * remakes it): image i per photo i, categories by first use across the dataset, annotations 1..n in image
+ * order. `cocoDocument(photo)` is `cocoDataset([photo])`. Throws one sentence naming the photo and object.
+ */
+export function cocoDataset(
+  photos: { fileName: string; width: number; height: number; sha256?: string; objects?: CocoObject[] }[],
+): CocoDataset;
